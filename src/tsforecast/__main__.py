@@ -1,0 +1,3 @@
+from tsforecast.cli import main
+
+raise SystemExit(main())

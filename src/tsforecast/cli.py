@@ -1,0 +1,199 @@
+"""``tsforecast``: one subcommand per pipeline stage, plus predict and explain.
+
+Each stage subcommand reads params.yaml once, calls the stage's ``run_<stage>``
+function and prints a one-line summary. DVC (dvc.yaml) and Prefect call these same
+subcommands. A user error prints one line on stderr and exits 1; ``--debug`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from tsforecast.errors import TsForecastError
+
+log = logging.getLogger("tsforecast")
+
+STAGES = ("ingest", "validate", "window", "train", "evaluate", "register")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("great_expectations", "mlflow", "alembic", "urllib3", "matplotlib", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _summary(name: str, result: Any) -> str:
+    fields = asdict(result) if is_dataclass(result) else dict(result or {})
+    shown = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, dict | list))
+    return f"{name}: {shown}" if shown else f"{name}: done"
+
+
+def _context(args: argparse.Namespace) -> tuple[Any, Any]:
+    from tsforecast.config import load_config
+    from tsforecast.paths import Paths
+
+    paths = Paths.from_root(args.root)
+    params = args.params or paths.params
+    cfg = load_config(params)
+    return cfg, paths
+
+
+def _stage(name: str) -> Callable[[argparse.Namespace], Any]:
+    def run(args: argparse.Namespace) -> Any:
+        cfg, paths = _context(args)
+        if name == "ingest":
+            from tsforecast.ingest import run_ingest
+
+            return run_ingest(cfg.data, paths)
+        if name == "validate":
+            from tsforecast.validate import run_validate
+
+            return run_validate(cfg, paths)
+        if name == "window":
+            from tsforecast.windowing import run_window
+
+            return run_window(cfg, paths)
+        if name == "train":
+            from tsforecast.train import run_train
+
+            return run_train(cfg, paths)
+        if name == "evaluate":
+            from tsforecast.evaluate import run_evaluate
+
+            return run_evaluate(cfg, paths)
+        if name == "register":
+            from tsforecast.registry import run_register
+
+            return run_register(cfg, paths)
+        raise AssertionError(name)
+
+    return run
+
+
+def _cmd_params(args: argparse.Namespace) -> None:
+    import yaml
+
+    cfg, _ = _context(args)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+
+
+def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from tsforecast.predict import run_predict
+
+    return run_predict(args.model, args.input, args.output, tracking_uri=args.tracking_uri)
+
+
+def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
+    from tsforecast.explain import run_explain_gradients
+    from tsforecast.paths import Paths
+
+    paths = Paths.from_root(args.root)
+    return run_explain_gradients(paths, seq_len=args.seq_len, hidden_size=args.hidden_size, seed=args.seed)
+
+
+HELP = {
+    "ingest": "read data.path (builtin:taylor, CSV or Parquet) into data/raw/",
+    "validate": "check data/raw/ with a Great Expectations suite, fill short gaps -> data/validated/",
+    "window": "split chronologically, fit the scaler on train rows -> data/prepared/",
+    "train": "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
+    "evaluate": "score the model and naive baselines on the test windows -> metrics/, plots/",
+    "register": "log the run to MLflow, register a version, move the champion alias if it wins",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsforecast",
+        description="An LSTM forecasting pipeline: one subcommand per stage (dvc.yaml calls them "
+        "in order; `dvc repro` runs them all), plus predict and explain.",
+        epilog="Example: tsforecast validate --params params.yaml",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", help="params file (default: params.yaml in the repo root)")
+    common.add_argument("--root", help="repo root (default: nearest folder with params.yaml)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name in STAGES:
+        p = sub.add_parser(name, parents=[common], help=HELP[name], description=HELP[name])
+        p.set_defaults(func=_stage(name), title=name)
+
+    p = sub.add_parser("params", parents=[common], help="print the resolved params (defaults filled in)")
+    p.set_defaults(func=_cmd_params, title="params")
+
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="forecast the next horizon steps from a history file",
+        description="Load a model (a models:/ URI, runs:/ URI or a local MLflow model folder) "
+        "and forecast the horizon steps that follow the history in --input.",
+    )
+    p.add_argument("--model", required=True, help="e.g. models:/tsforecast-lstm@champion")
+    p.add_argument("--input", required=True, help="CSV/Parquet with at least input_size rows")
+    p.add_argument("--output", required=True, help="CSV to write: timestamp, forecast")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    p.set_defaults(func=_cmd_predict, title="predict")
+
+    p = sub.add_parser("explain", help="illustrations of how the model works")
+    esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    g = esub.add_parser(
+        "gradients",
+        parents=[common],
+        help="plot the gradient norm reaching each input step: plain RNN vs LSTM",
+        description="Backpropagate from the last output of an untrained plain RNN and an LSTM of "
+        "the same size, and plot how much gradient reaches each input step "
+        "(plots/gradients.png). The RNN's vanishes; the LSTM's cell state carries it.",
+    )
+    g.add_argument("--seq-len", type=int, default=200, help="input steps (default 200)")
+    g.add_argument("--hidden-size", type=int, default=64, help="hidden units (default 64)")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_cmd_explain_gradients, title="explain gradients")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tsforecast")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tsforecast`` console script."""
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False) or os.environ.get("TSFORECAST_DEBUG") == "1"
+    _setup_logging(debug)
+    try:
+        result = args.func(args)
+    except TsForecastError as e:
+        if debug:
+            raise
+        lines = str(e).splitlines() or [type(e).__name__]
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if result is not None:
+        print(_summary(args.title, result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

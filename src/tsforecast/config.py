@@ -1,0 +1,289 @@
+"""Typed, frozen configuration read once from params.yaml.
+
+Every section is a pydantic model with ``extra="forbid"``: a typo such as
+``window.horizn`` fails at load time naming the key and the allowed keys, and a
+value of the wrong type or range fails naming the key, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tsforecast.errors import ConfigError
+
+BUILTIN_TAYLOR = "builtin:taylor"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Section):
+    """Where the series comes from and which columns matter."""
+
+    path: str = BUILTIN_TAYLOR
+    timestamp_column: str = "timestamp"
+    target: str = "demand"
+    covariates: tuple[str, ...] = ()
+    freq: str = "auto"
+    fill_gaps: NonNegativeInt = 2
+
+    @field_validator("freq")
+    @classmethod
+    def _freq_is_offset(cls, v: str) -> str:
+        if v == "auto":
+            return v
+        try:
+            pd.tseries.frequencies.to_offset(v)
+        except ValueError as e:
+            raise ValueError(
+                f"'{v}' is not a pandas offset; use 'auto' or an alias such as '30min', 'h', 'D'"
+            ) from e
+        return v
+
+    @model_validator(mode="after")
+    def _columns_distinct(self) -> DataConfig:
+        names = [self.timestamp_column, self.target, *self.covariates]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"columns {dup} are named more than once across timestamp_column, target "
+                "and covariates; each column has one role"
+            )
+        return self
+
+
+class SplitConfig(_Section):
+    """Chronological split: all fractions (sum <= 1) or all integer row counts."""
+
+    train: float | int = 0.7
+    val: float | int = 0.1
+    test: float | int = 0.2
+    lookback: Literal["auto"] | bool = "auto"
+
+    @field_validator("train", "val", "test", mode="before")
+    @classmethod
+    def _positive_number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count")
+        if v <= 0:
+            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count")
+        if isinstance(v, float) and v >= 1:
+            if v.is_integer():
+                raise ValueError(f"{v!r} is a float >= 1; write a row count as an integer ({int(v)})")
+            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count")
+        return v
+
+    @model_validator(mode="after")
+    def _same_kind(self) -> SplitConfig:
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        kinds = {k: isinstance(v, int) for k, v in parts.items()}
+        if len(set(kinds.values())) > 1:
+            raise ValueError(
+                f"split mixes fractions and row counts ({parts}); use fractions for all three "
+                "or integer row counts for all three"
+            )
+        if not kinds["train"]:
+            total = self.train + self.val + self.test
+            if total > 1 + 1e-9:
+                raise ValueError(
+                    f"split fractions train+val+test = {total:g} > 1; they must sum to at most 1"
+                )
+        return self
+
+    @property
+    def uses_counts(self) -> bool:
+        return isinstance(self.train, int)
+
+    @property
+    def inputs_look_back(self) -> bool:
+        """Whether val/test windows may take their inputs from rows before their split."""
+        return self.uses_counts if self.lookback == "auto" else bool(self.lookback)
+
+
+class WindowConfig(_Section):
+    """Sliding windows: ``input_size`` steps in, ``horizon`` steps out."""
+
+    input_size: PositiveInt = 336  # lookback L, in steps
+    horizon: PositiveInt = 48  # H, steps forecast at once
+    stride: PositiveInt = 1  # step between training windows
+
+
+class ModelConfig(_Section):
+    """Constructor arguments of :class:`tsforecast.model.LSTMForecaster`."""
+
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 2
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    window_norm: Literal["none", "last", "mean_std"] = "last"
+    linear_skip: bool = True
+
+
+class TrainConfig(_Section):
+    """Optimisation, early stopping, device and checkpointing."""
+
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 2e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    loss: Literal["mse", "huber"] = "mse"
+    patience: PositiveInt = 5
+    grad_clip: NonNegativeFloat = 1.0
+    seed: NonNegativeInt = 42
+    device: str = "auto"
+    resume: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        ok = v in {"auto", "cpu", "cuda"} or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            raise ValueError(f"'{v}' is not a device; use auto, cpu, cuda or cuda:N")
+        return v
+
+
+class EvaluateConfig(_Section):
+    """Baselines and plots."""
+
+    seasonal_period: PositiveInt = 336
+    plot_windows: NonNegativeInt = 4
+
+
+class RegisterConfig(_Section):
+    """MLflow experiment, registered model and the champion gate."""
+
+    model_name: str = Field("tsforecast-lstm", min_length=1)
+    alias: str = Field("champion", min_length=1)
+    challenger_alias: str = Field("challenger", min_length=1)
+    experiment: str = Field("tsforecast", min_length=1)
+    max_retries: NonNegativeInt = 4
+    retry_backoff_s: NonNegativeFloat = 2.0
+
+
+class OrchestrationConfig(_Section):
+    """Where Prefect sends the train stage."""
+
+    train_pool: Literal["local", "gpu"] = "local"
+
+
+# ``register`` is also the name of ABCMeta.register, which pydantic warns about; the
+# field still works as an attribute on instances, so the warning is silenced here only.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+class Config(_Section):
+    """The whole of params.yaml."""
+
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    window: WindowConfig = WindowConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    register: RegisterConfig = RegisterConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+
+    def section_hash(self, *sections: str) -> str:
+        """A short stable hash of the named sections (all when none are named)."""
+        dump = self.model_dump(mode="json")
+        keys = sections or tuple(dump)
+        payload = json.dumps({k: dump[k] for k in keys}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def flat(self) -> dict[str, Any]:
+        """``{"window.horizon": 48, ...}``: the flattened params, for MLflow."""
+        out: dict[str, Any] = {}
+        for section, values in self.model_dump(mode="json").items():
+            for key, value in values.items():
+                out[f"{section}.{key}"] = value
+        return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section that ``loc`` (without its last part) points into."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
+        if field is None:
+            break
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        if isinstance(raw, dict) and part in raw:
+            raw = raw[part]
+        else:
+            return "<missing>"
+    return raw
+
+
+def format_validation_error(err: ValidationError, raw: dict[str, Any], source: str) -> str:
+    """One line per problem: the dotted key, the bad value, what is expected."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not str(p).startswith(("function-", "float", "int")))
+        key = ".".join(str(p) for p in loc) or "<top level>"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(Config, loc)
+            lines.append(f"{source}: unknown key '{key}'; allowed keys here are {allowed}")
+            continue
+        value = _lookup(raw, loc)
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {key}={value!r} is invalid: {msg}")
+    # pydantic reports one error per union member; keep each distinct line once
+    return "\n".join(dict.fromkeys(lines))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "params") -> Config:
+    """Build a :class:`Config`, turning pydantic's errors into one :class:`ConfigError`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, raw, source)) from None
+
+
+def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
+    """Read params.yaml once into a frozen :class:`Config`.
+
+    ``overrides`` maps dotted keys to values (``{"train.epochs": 1}``), as in
+    ``dvc exp run -S train.epochs=1``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found; run from the repo root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return config_from_dict(raw, str(path))

@@ -1,0 +1,187 @@
+"""Stage ``ingest``: read the series (built-in or a CSV/Parquet file) into ``data/raw/``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tsforecast.config import BUILTIN_TAYLOR, DataConfig
+from tsforecast.errors import DataError
+from tsforecast.io import atomic_dir, write_json
+from tsforecast.paths import Paths
+
+log = logging.getLogger(__name__)
+
+RAW_FILE = "data.parquet"
+META_FILE = "meta.json"
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+TAYLOR_START = "2000-06-05 00:00"  # Monday; documented start of Taylor (2003)
+TAYLOR_FREQ = "30min"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    n_rows: int
+    columns: list[str]
+    source: str
+
+
+def load_taylor_frame(timestamp_column: str = "timestamp", target: str = "demand") -> pd.DataFrame:
+    """The embedded default: 4,032 half-hourly demand values from the pmdarima package."""
+    from pmdarima.datasets import load_taylor
+
+    values = load_taylor(as_series=False)
+    ts = pd.date_range(TAYLOR_START, periods=len(values), freq=TAYLOR_FREQ)
+    return pd.DataFrame({timestamp_column: ts, target: values.astype("float64")})
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".txt":  # unknown delimiter: let csv.Sniffer decide
+            df = pd.read_csv(path, sep=None, engine="python")
+        else:
+            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a CSV with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as e:
+        first = str(e).splitlines()[0]
+        raise DataError(f"{path}: not a readable CSV ({first}); expected comma-separated text") from None
+    if df.shape[1] == 1:
+        name = str(df.columns[0])
+        for delim in (";", "\t", "|"):
+            if delim in name:
+                shown = {"\t": "tab"}.get(delim, delim)
+                raise DataError(
+                    f"{path}: one column {name!r} was read; the file looks {shown!r}-delimited. "
+                    "Save it comma-separated (or as Parquet)"
+                )
+    return df
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file, with errors that name the file and the fix."""
+    if not path.exists():
+        raise DataError(
+            f"data.path={str(path)!r}: file not found; set data.path to a CSV/Parquet file "
+            f"or '{BUILTIN_TAYLOR}'"
+        )
+    if path.is_dir():
+        raise DataError(f"data.path={str(path)!r} is a directory; point it at one CSV or Parquet file")
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        df = _read_csv(path)
+    elif suffix in PARQUET_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty; expected a Parquet file")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises several types for a corrupt file
+            raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv or .parquet")
+    if len(df) == 0:
+        raise DataError(f"{path}: has a header ({list(df.columns)}) but no rows")
+    return df
+
+
+def parse_timestamps(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Parse ISO 8601 or common formats, keeping time zones; fail naming bad values."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        return values
+    text = values.astype("string")
+    missing = text.isna() | (text.str.strip() == "")
+    if missing.any():
+        rows = list(missing[missing].index[:5])
+        raise DataError(
+            f"{source}: column '{column}' has {int(missing.sum())} empty timestamp(s) "
+            f"(rows {rows}); every row needs a timestamp"
+        )
+    last_error: Exception | None = None
+    for fmt in ("ISO8601", "mixed"):
+        try:
+            parsed = pd.to_datetime(text, format=fmt)
+        except (ValueError, TypeError) as e:
+            last_error = e
+            if "mixed time" in str(e).lower() or "tz-aware and tz-naive" in str(e).lower():
+                break
+            continue
+        if parsed.dtype == object:  # several UTC offsets survive as objects
+            last_error = ValueError("Mixed timezones detected")
+            break
+        return parsed
+    message = str(last_error)
+    if "mixed time" in message.lower() or "tz-aware and tz-naive" in message.lower():
+        offsets = sorted({s[19:] or "none" for s in text.head(10_000)} - {""})[:5]
+        raise DataError(
+            f"{source}: column '{column}' mixes time zones (offsets seen: {offsets}); "
+            "convert every timestamp to one zone, e.g. UTC"
+        )
+    bad = [v for v in text.head(100_000) if pd.isna(pd.to_datetime(v, errors="coerce", format="mixed"))]
+    raise DataError(
+        f"{source}: column '{column}' has unparseable timestamps {bad[:5]}; "
+        "use ISO 8601 such as 2000-06-05 00:30:00"
+    )
+
+
+def read_source(cfg: DataConfig, root: Path) -> tuple[pd.DataFrame, str, str | None]:
+    """The series as a frame with a parsed timestamp column, its source and file hash."""
+    if cfg.path == BUILTIN_TAYLOR:
+        if (cfg.timestamp_column, cfg.target) != ("timestamp", "demand") or cfg.covariates:
+            raise DataError(
+                f"data.path={BUILTIN_TAYLOR!r} has columns ['timestamp', 'demand'] and no covariates; "
+                f"got timestamp_column={cfg.timestamp_column!r}, target={cfg.target!r}, "
+                f"covariates={list(cfg.covariates)}"
+            )
+        return load_taylor_frame(), BUILTIN_TAYLOR, None
+    path = Path(cfg.path)
+    path = path if path.is_absolute() else root / path
+    df = read_table(path)
+    df.columns = [str(c) for c in df.columns]
+    if cfg.timestamp_column not in df.columns:
+        raise DataError(
+            f"{path}: column '{cfg.timestamp_column}' not found; columns are {list(df.columns)}. "
+            "Set data.timestamp_column"
+        )
+    df[cfg.timestamp_column] = parse_timestamps(df[cfg.timestamp_column], cfg.timestamp_column, str(path))
+    return df, str(cfg.path), _sha256(path)
+
+
+def run_ingest(cfg: DataConfig, paths: Paths) -> IngestResult:
+    """Read the configured source and write ``data/raw/data.parquet`` plus ``meta.json``."""
+    df, source, digest = read_source(cfg, paths.root)  # edge: read
+    for col in df.columns:  # mixed-type object columns cannot go to Parquet as they are
+        if df[col].dtype == object:
+            df[col] = df[col].astype("string")
+    meta = {
+        "source": source,
+        "source_sha256": digest,
+        "n_rows": len(df),
+        "columns": list(df.columns),
+    }
+    with atomic_dir(paths.raw) as tmp:  # edge: atomic write
+        df.to_parquet(tmp / RAW_FILE, index=False)
+        write_json(tmp / META_FILE, meta)
+    log.info("ingested %d rows from %s", len(df), source)
+    return IngestResult(n_rows=len(df), columns=list(df.columns), source=source)
+
+
+def read_raw(raw_dir: Path) -> pd.DataFrame:
+    """The frame that ``ingest`` wrote."""
+    path = raw_dir / RAW_FILE
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `tsforecast ingest` (or `dvc repro ingest`) first")
+    return pd.read_parquet(path)

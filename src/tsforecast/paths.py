@@ -1,0 +1,72 @@
+"""Where every stage reads and writes, relative to the repo root."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) that holds params.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params.yaml").is_file():
+            return folder
+    return here
+
+
+@dataclass(frozen=True)
+class Paths:
+    """All stage inputs and outputs of one repo checkout."""
+
+    root: Path
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike[str] | None = None) -> Paths:
+        return cls(Path(root).resolve() if root else find_root())
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "data" / "validated"
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Resume state of an interrupted training run (not a DVC output)."""
+        return self.root / ".checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"

@@ -1,0 +1,289 @@
+"""Stage ``window``: chronological split, train-fit scaler, sliding windows as views.
+
+Windows are never materialised: :func:`sliding_windows` returns strided views of the
+series (numpy ``sliding_window_view``), so a 10-million-point series costs its own
+size, not ``input_size`` times it. Batches are gathered from the view when needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tsforecast.config import Config, SplitConfig, WindowConfig
+from tsforecast.errors import DataError
+from tsforecast.io import atomic_dir, read_json, write_json
+from tsforecast.paths import Paths
+
+log = logging.getLogger(__name__)
+
+SERIES_FILE = "series.npy"
+META_FILE = "meta.json"
+SCALER_FILE = "scaler.json"
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """Row ranges ``[start, end)`` of each split, and whether val/test inputs look back."""
+
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int]
+    look_back: bool
+
+    def rows(self, part: str) -> tuple[int, int]:
+        return getattr(self, part)
+
+
+@dataclass(frozen=True)
+class StandardScaler:
+    """Per-column mean and standard deviation, fit on the train rows only."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, values: np.ndarray, columns: list[str] | None = None) -> StandardScaler:
+        """Fit on ``values`` (rows, columns); a constant column is an error."""
+        mean = values.mean(axis=0)
+        std = values.std(axis=0)
+        flat = [i for i, s in enumerate(std) if not np.isfinite(s) or s < 1e-12]
+        if flat:
+            names = [columns[i] if columns else i for i in flat]
+            raise DataError(
+                f"column(s) {names} are constant over the train rows (std=0); a constant "
+                "series cannot be scaled or forecast - check data.target and data.covariates"
+            )
+        return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def inverse_target(self, values: np.ndarray) -> np.ndarray:
+        """Undo the scaling of the target (column 0) for any array shape."""
+        return values * self.std[0] + self.mean[0]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[float]]) -> StandardScaler:
+        return cls(tuple(d["mean"]), tuple(d["std"]))
+
+
+def split_sizes(n_rows: int, split: SplitConfig) -> tuple[int, int, int]:
+    """Rows in train, val and test: counts as given, fractions rounded down."""
+    if split.uses_counts:
+        return int(split.train), int(split.val), int(split.test)
+    return int(n_rows * split.train), int(n_rows * split.val), int(n_rows * split.test)
+
+
+def required_rows(split: SplitConfig, window: WindowConfig, n_rows: int | None = None) -> str:
+    """A human sentence of what the split and window need, for error messages."""
+    L, H = window.input_size, window.horizon
+    per_eval = H if split.inputs_look_back else L + H
+    return f"train needs >= input_size+horizon = {L + H} rows and val and test >= {per_eval} rows each" + (
+        "" if split.inputs_look_back else " (their inputs do not look back; split.lookback)"
+    )
+
+
+def split_rows(n_rows: int, split: SplitConfig, window: WindowConfig) -> SplitBounds:
+    """Chronological row ranges; fails naming the sizes when a split is too small."""
+    n_train, n_val, n_test = split_sizes(n_rows, split)
+    total = n_train + n_val + n_test
+    if total > n_rows:
+        raise DataError(
+            f"split asks for train={n_train} + val={n_val} + test={n_test} = {total} rows "
+            f"but the series has {n_rows}; lower split.* or bring more data"
+        )
+    L, H = window.input_size, window.horizon
+    look_back = split.inputs_look_back
+    need_eval = H if look_back else L + H
+    problems = []
+    if n_train < L + H:
+        problems.append(f"train has {n_train} rows")
+    if n_val < need_eval:
+        problems.append(f"val has {n_val} rows")
+    if n_test < need_eval:
+        problems.append(f"test has {n_test} rows")
+    if problems:
+        if split.uses_counts:
+            total_need = (L + H) + 2 * need_eval
+            hint = f"raise the row counts (at least {total_need} rows in all)"
+        else:
+            frac = min(split.train / (L + H), split.val / need_eval, split.test / need_eval)
+            total_need = int(np.ceil(1 / frac)) if frac > 0 else 0
+            hint = f"with these fractions the series needs at least {total_need} rows, it has {n_rows}"
+        raise DataError(
+            f"not enough rows for the split and the window: {', '.join(problems)}; "
+            f"{required_rows(split, window)} (window.input_size={L}, window.horizon={H}); {hint}"
+        )
+    return SplitBounds(
+        train=(0, n_train),
+        val=(n_train, n_train + n_val),
+        test=(n_train + n_val, total),
+        look_back=look_back,
+    )
+
+
+def window_starts(bounds: SplitBounds, part: str, L: int, H: int, stride: int = 1) -> np.ndarray:
+    """Start rows of the windows of ``part``: every target lies inside the split's rows.
+
+    A window starting at ``s`` reads rows ``[s, s+L)`` and predicts rows ``[s+L, s+L+H)``.
+    Train windows lie wholly in the train rows; val/test windows' targets lie in their
+    split, and their inputs too unless ``bounds.look_back``.
+    """
+    start, end = bounds.rows(part)
+    first = start - L if (part != "train" and bounds.look_back) else start
+    first = max(first, 0)
+    last = end - L - H  # inclusive
+    step = stride if part == "train" else 1
+    if last < first:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(first, last + 1, step, dtype=np.int64)
+
+
+def sliding_windows(series: np.ndarray, L: int, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of every input window and every target window of a (rows, columns) series.
+
+    Returns ``X`` of shape (rows-L-H+1, L, C) and ``Y`` of shape (rows-L-H+1, H), both
+    views sharing ``series``' memory. The target is column 0.
+    """
+    if series.ndim != 2:
+        raise ValueError(f"series must be 2-D (rows, columns), got shape {series.shape}")
+    if series.shape[0] < L + H:
+        raise DataError(f"series has {series.shape[0]} rows; a window needs L+H = {L + H}")
+    v = sliding_window_view(series, L + H, axis=0)  # (N, C, L+H), a view
+    X = v[:, :, :L].transpose(0, 2, 1)  # (N, L, C)
+    Y = v[:, 0, L:]  # (N, H)
+    return X, Y
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    n_rows: int
+    n_train: int
+    n_val: int
+    n_test: int
+    n_train_windows: int
+    n_val_windows: int
+    n_test_windows: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the ``window`` stage wrote: the scaled series and how to cut it."""
+
+    series: np.ndarray  # (rows, 1 + covariates), scaled, float32
+    scaler: StandardScaler
+    bounds: SplitBounds
+    columns: list[str]
+    timestamps: pd.DatetimeIndex
+    freq: str
+    input_size: int
+    horizon: int
+    stride: int
+
+    def windows(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, X view, Y view) for one split; index ``X[starts]`` for its windows."""
+        X, Y = sliding_windows(self.series, self.input_size, self.horizon)
+        starts = window_starts(self.bounds, part, self.input_size, self.horizon, self.stride)
+        return starts, X, Y
+
+
+def read_validated(validated_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """The frame and meta that ``validate`` wrote."""
+    from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
+
+    path = validated_dir / VALIDATED_FILE
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `tsforecast validate` (or `dvc repro validate`) first")
+    return pd.read_parquet(path), read_json(validated_dir / VALIDATED_META)
+
+
+def run_window(cfg: Config, paths: Paths) -> WindowResult:
+    """Split chronologically, fit the scaler on train rows, save the scaled series."""
+    frame, meta = read_validated(paths.validated)  # edge: read
+    columns = [cfg.data.target, *cfg.data.covariates]
+    missing = [c for c in [cfg.data.timestamp_column, *columns] if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{paths.validated}: column(s) {missing} not found; columns are {list(frame.columns)}. "
+            "data.* changed since validate ran: run `dvc repro`"
+        )
+    values = frame[columns].to_numpy(dtype="float64")  # (rows, C)
+    bounds = split_rows(len(values), cfg.split, cfg.window)  # pure
+    scaler = StandardScaler.fit(values[slice(*bounds.train)], columns)  # pure: train rows only
+    scaled = scaler.transform(values).astype("float32")
+    L, H, S = cfg.window.input_size, cfg.window.horizon, cfg.window.stride
+    counts = {p: len(window_starts(bounds, p, L, H, S)) for p in PARTS}
+    ts = frame[cfg.data.timestamp_column]
+    out_meta = {
+        "columns": columns,
+        "n_rows": len(values),
+        "bounds": {p: list(bounds.rows(p)) for p in PARTS},
+        "look_back": bounds.look_back,
+        "input_size": L,
+        "horizon": H,
+        "stride": S,
+        "n_windows": counts,
+        "start": str(ts.iloc[0]),
+        "end": str(ts.iloc[-1]),
+        "freq": meta["freq"],
+        "timestamps": [str(t) for t in ts.iloc[[0, -1]]],
+    }
+    with atomic_dir(paths.prepared) as tmp:  # edge: atomic write
+        np.save(tmp / SERIES_FILE, scaled)
+        write_json(tmp / SCALER_FILE, scaler.to_dict())
+        write_json(tmp / META_FILE, out_meta)
+        frame[[cfg.data.timestamp_column]].to_parquet(tmp / "timestamps.parquet", index=False)
+    log.info("windows: train %d, val %d, test %d", counts["train"], counts["val"], counts["test"])
+    return WindowResult(
+        n_rows=len(values),
+        n_train=bounds.train[1] - bounds.train[0],
+        n_val=bounds.val[1] - bounds.val[0],
+        n_test=bounds.test[1] - bounds.test[0],
+        n_train_windows=counts["train"],
+        n_val_windows=counts["val"],
+        n_test_windows=counts["test"],
+    )
+
+
+def load_prepared(prepared_dir: Path, mmap: bool = False) -> Prepared:
+    """Read what ``run_window`` wrote."""
+    path = prepared_dir / SERIES_FILE
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `tsforecast window` (or `dvc repro window`) first")
+    meta = read_json(prepared_dir / META_FILE)
+    ts = pd.read_parquet(prepared_dir / "timestamps.parquet").iloc[:, 0]
+    b = meta["bounds"]
+    return Prepared(
+        series=np.load(path, mmap_mode="r" if mmap else None),
+        scaler=StandardScaler.from_dict(read_json(prepared_dir / SCALER_FILE)),
+        bounds=SplitBounds(tuple(b["train"]), tuple(b["val"]), tuple(b["test"]), meta["look_back"]),
+        columns=meta["columns"],
+        timestamps=pd.DatetimeIndex(ts),
+        freq=meta["freq"],
+        input_size=meta["input_size"],
+        horizon=meta["horizon"],
+        stride=meta["stride"],
+    )
+
+
+__all__ = [
+    "Prepared",
+    "SplitBounds",
+    "StandardScaler",
+    "WindowResult",
+    "load_prepared",
+    "run_window",
+    "sliding_windows",
+    "split_rows",
+    "window_starts",
+]
