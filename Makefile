@@ -47,6 +47,12 @@ format: install-dev  ## apply ruff fixes and formatting
 bench: install  ## run the benchmarks: prints a table, writes benchmarks/results.json
 	$(BIN)/python benchmarks/run.py
 
+prefect-up: install  ## local Prefect on 127.0.0.1:4200: server, pools cpu+gpu, deployments, a cpu worker
+	VENV=$(VENV) scripts/prefect-up.sh
+
+prefect-down:  ## stop what prefect-up started
+	scripts/prefect-down.sh
+
 mlflow-ui: install  ## browse runs and models at http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
 

@@ -204,6 +204,16 @@ class Config(_Section):
     register: RegisterConfig = RegisterConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
+    @model_validator(mode="after")
+    def _cross_section(self) -> Config:
+        if self.evaluate.seasonal_period > self.window.input_size:
+            raise ValueError(
+                f"evaluate.seasonal_period={self.evaluate.seasonal_period} exceeds "
+                f"window.input_size={self.window.input_size}; the seasonal-naive baseline and the "
+                "model only see the input window - raise input_size or lower the period"
+            )
+        return self
+
     def section_hash(self, *sections: str) -> str:
         """A short stable hash of the named sections (all when none are named)."""
         dump = self.model_dump(mode="json")

@@ -1,0 +1,335 @@
+"""Prefect flows: the pipeline's DVC stages as tasks, and training as its own GPU deployment.
+
+``forecast_pipeline`` runs the stages of dvc.yaml in order (ingest, validate, window, train,
+evaluate, register), each with ``dvc repro --single-item <stage>`` in the checkout, so that
+after a run ``dvc status`` is clean and ``dvc repro`` re-runs nothing. With
+``orchestration.train_pool: gpu`` in params.yaml, training goes to the ``train-gpu``
+deployment (flow ``train_gpu``) on work pool ``gpu``: inputs and the trained model travel
+through the DVC remote, the stage's dvc.lock entry comes back as a flow-run artifact.
+
+Deployments are in prefect.yaml; pipelines/README.md explains workers and pools.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import Artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.deployments import run_deployment
+from prefect.states import Cancelling
+from prefect.tasks import Task, exponential_backoff
+
+from pipelines.dvc_runner import (
+    StageFailed,
+    dvc,
+    git_head,
+    lock_entry,
+    read_json,
+    repo_root,
+    repro_stage,
+    restore_lock,
+    stage_plan,
+    stage_status,
+    upstream_outputs,
+    workspace_files,
+    write_lock_entry,
+    write_workspace_files,
+)
+from pipelines.run_report import TRAIN_JSON, build_report
+
+TRAIN_GPU_DEPLOYMENT = "train-gpu/train-gpu"  # <flow name>/<deployment name>, see prefect.yaml
+REPORT_KEY = "forecast-report"
+HANDOFF_KEY = "train-gpu-handoff"
+TRAIN_GPU_REPORT_KEY = "train-gpu-report"
+RETRIES = 3
+RETRY_BACKOFF_S = 10.0  # first retry after ~10 s, then 20, 40 (with 20% jitter)
+TRAIN_TIMEOUT_S = 6 * 3600.0
+POLL_S = 5.0
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's ``retry_condition_fn``: retry transient faults only, never a data or config error."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception:
+            return False
+    return bool(getattr(exc, "transient", False)) or isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _retrying(retries: int, backoff_s: float) -> dict[str, Any]:
+    return {
+        "retries": retries,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=backoff_s),
+        "retry_jitter_factor": 0.2,
+    }
+
+
+_TASK_DEFAULTS: dict[str, Any] = {
+    **_retrying(RETRIES, RETRY_BACKOFF_S),
+    "retry_condition_fn": retry_if_transient,
+    "cache_policy": NO_CACHE,  # DVC decides what is up to date, not Prefect
+}
+
+
+@task(name="dvc-repro", **_TASK_DEFAULTS)
+def run_stage(root: str, stage: str) -> str:
+    """``dvc repro --single-item <stage>``; its output goes to the Prefect log."""
+    repro_stage(Path(root), stage, get_run_logger())
+    return stage
+
+
+@task(name="dvc-transfer", **_TASK_DEFAULTS)
+def dvc_transfer(root: str, command: Literal["push", "pull"], targets: list[str]) -> list[str]:
+    """``dvc push`` / ``dvc pull`` of stage names or output paths, through the DVC remote."""
+    if targets:
+        dvc(Path(root), get_run_logger(), command, *targets)
+    return targets
+
+
+@task(name="dvc-status", **_TASK_DEFAULTS)
+def stage_changes(root: str, stage: str) -> dict[str, Any]:
+    """``dvc status <stage>``: empty when the stage would not re-run."""
+    return stage_status(Path(root), stage, get_run_logger())
+
+
+@task(name="dispatch-to-pool", **_TASK_DEFAULTS)
+def dispatch_stage(
+    root: str, stage: str, deployment: str, timeout_s: float, retries: int, retry_backoff_s: float
+) -> dict[str, Any]:
+    """Run ``stage`` through ``deployment`` on another worker and return its hand-off record.
+
+    A crashed run (a lost worker) is retried; a failed one already had its own retries.
+    """
+    log = get_run_logger()
+    params = {
+        "workspace": workspace_files(Path(root)),
+        "git_rev": git_head(Path(root)),
+        "stage": stage,
+        "retries": retries,
+        "retry_backoff_s": retry_backoff_s,
+    }
+    log.info("sending stage '%s' to deployment %s", stage, deployment)
+    run = run_deployment(deployment, parameters=params, timeout=timeout_s, poll_interval=POLL_S)
+    state = run.state
+    what = f"{deployment} run '{run.name}' ({run.id})"
+    if state is None or not state.is_final():
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Cancelling(message="the pipeline stopped waiting"), force=True)
+        raise StageFailed(
+            what,
+            transient=False,
+            detail=[
+                f"still {state.name if state else 'unknown'} after {timeout_s:g} s; cancelled. "
+                "Is a worker polling its pool? (prefect worker start --pool gpu)"
+            ],
+        )
+    if not state.is_completed():
+        raise StageFailed(
+            what,
+            transient=state.is_crashed(),
+            detail=[f"ended {state.name}: {state.message or ''}".rstrip(": ")],
+        )
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]), key=ArtifactFilterKey(any_=[HANDOFF_KEY])
+            )
+        )
+    if not found:
+        raise StageFailed(what, transient=False, detail=[f"completed without a '{HANDOFF_KEY}' artifact"])
+    handoff = found[0].data
+    handoff = json.loads(handoff) if isinstance(handoff, str) else handoff
+    log.info(
+        "stage '%s' ran on %s, device %s, %s samples/s",
+        stage,
+        handoff.get("host"),
+        handoff.get("device"),
+        handoff.get("samples_per_second"),
+    )
+    return {**handoff, "flow_run_id": str(run.id)}
+
+
+@task(name="adopt-remote-outputs", **_TASK_DEFAULTS)
+def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
+    """Write the worker's dvc.lock entry for ``stage`` here and ``dvc pull`` its outputs.
+
+    Then ``dvc status <stage>`` must be clean; if the worker's code or params differed, the
+    entry is rolled back and the run fails naming what differs.
+    """
+    log = get_run_logger()
+    path = Path(root)
+    before = write_lock_entry(path, stage, entry)
+    try:
+        dvc(path, log, "pull", stage)
+        changes = stage_status(path, stage, log)
+        if changes:
+            raise StageFailed(
+                f"adopting stage '{stage}' from the worker",
+                transient=False,
+                detail=[
+                    f"dvc status {stage}: {json.dumps(changes)}",
+                    "the worker's checkout differs from this one; update it to this commit",
+                ],
+            )
+    except BaseException:
+        restore_lock(path, before)
+        raise
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(
+    root: str, stages: list[str], failed: str | None = None, remote_train: dict[str, Any] | None = None
+) -> str:
+    """The run's markdown artifact: metrics vs baselines, registered version and alias, MLflow link."""
+    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train)
+    create_markdown_artifact(
+        markdown=markdown, key=REPORT_KEY, description="tsforecast: metrics, registered model, MLflow run"
+    )
+    return markdown
+
+
+def train_on_pool(
+    root: str, stage: str, deployment: str, timeout_s: float, retries: int, retry_backoff_s: float
+) -> dict[str, Any] | None:
+    """Push the stage's inputs, run it on the pool's worker, adopt its outputs. None: up to date."""
+    opts = _retrying(retries, retry_backoff_s)
+    if not stage_changes.with_options(**opts)(root, stage):
+        get_run_logger().info("stage '%s' is up to date; nothing to send to the pool", stage)
+        return None
+    dvc_transfer.with_options(name="dvc-push-inputs", **opts)(root, "push", upstream_outputs(Path(root), stage))
+    handoff = dispatch_stage.with_options(**opts)(root, stage, deployment, timeout_s, retries, retry_backoff_s)
+    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"])
+    return {k: v for k, v in handoff.items() if k != "lock"}
+
+
+@flow(name="forecast-pipeline", log_prints=True)
+def forecast_pipeline(
+    repo_dir: str | None = None,
+    stages: list[str] | None = None,
+    retries: int = RETRIES,
+    retry_backoff_s: float = RETRY_BACKOFF_S,
+    train_timeout_s: float = TRAIN_TIMEOUT_S,
+) -> dict[str, Any]:
+    """ingest -> validate -> window -> train -> evaluate -> register, each a `dvc repro` of one stage.
+
+    Args:
+        repo_dir: the checkout to run in (default: the working directory the worker set).
+        stages: run only these stages of dvc.yaml (default: all, in pipeline order).
+        retries: retries of a transient fault per task (data and config errors: none).
+        retry_backoff_s: first retry delay; it doubles with each retry.
+        train_timeout_s: how long to wait for the `train-gpu` deployment when training there.
+    """
+    from tsforecast.config import load_config
+
+    root = repo_root(repo_dir)
+    plan = stage_plan(root, stages)
+    pool = load_config(root / "params.yaml").orchestration.train_pool
+    log = get_run_logger()
+    log.info("stages: %s; train_pool: %s; checkout: %s", " -> ".join(plan), pool, root)
+    opts = _retrying(retries, retry_backoff_s)
+    remote: dict[str, Any] | None = None
+    try:
+        for stage in plan:
+            if stage == "train" and pool == "gpu":
+                remote = train_on_pool(
+                    str(root), stage, TRAIN_GPU_DEPLOYMENT, train_timeout_s, retries, retry_backoff_s
+                )
+            else:
+                run_stage.with_options(name=stage, **opts)(str(root), stage)
+    except Exception as e:
+        publish_report(str(root), plan, failed=str(e), remote_train=remote)
+        raise
+    publish_report(str(root), plan, remote_train=remote)
+    return {"stages": plan, "train_pool": pool, "remote_train": remote}
+
+
+@task(name="sync-workspace", cache_policy=NO_CACHE)
+def sync_workspace(root: str, workspace: dict[str, str], git_rev: str | None) -> list[str]:
+    """Take the pipeline run's params.yaml, dvc.yaml and dvc.lock; warn when the code differs."""
+    log = get_run_logger()
+    head = git_head(Path(root))
+    if git_rev and head and head != git_rev:
+        log.warning(
+            "this checkout is at commit %s, the pipeline at %s: if code deps differ, the pipeline "
+            "will refuse the result (git fetch && git checkout %s on this host)",
+            head[:12],
+            git_rev[:12],
+            git_rev[:12],
+        )
+    return write_workspace_files(Path(root), workspace, log)
+
+
+def _device_name(device: str) -> str | None:
+    if not device.startswith("cuda"):
+        return None
+    try:
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        return torch.cuda.get_device_name(index)
+    except Exception:  # reporting only: never fail a finished training over a device name
+        return None
+
+
+@task(name="report-device", cache_policy=NO_CACHE)
+def report_handoff(root: str, stage: str) -> dict[str, Any]:
+    """The hand-off record (dvc.lock entry + device) as an artifact the pipeline reads back."""
+    log = get_run_logger()
+    train = read_json(Path(root) / TRAIN_JSON) or {}
+    device = str(train.get("device", "unknown"))
+    record = {
+        "stage": stage,
+        "lock": lock_entry(Path(root), stage),
+        "device": device,
+        "device_name": _device_name(device),
+        "samples_per_second": train.get("samples_per_second"),
+        "host": socket.gethostname(),
+    }
+    if not device.startswith("cuda"):
+        log.warning("stage '%s' ran on device %s, not a GPU (train.device: auto finds none here)", stage, device)
+    Artifact(type="json", key=HANDOFF_KEY, description=f"dvc.lock entry of '{stage}'", data=record).create()
+    rows = [f"| {k} | {record[k]} |" for k in ("host", "device", "device_name", "samples_per_second")]
+    create_markdown_artifact(
+        markdown="\n".join([f"# {stage} on the gpu pool", "", "| | |", "|---|---|", *rows, ""]),
+        key=TRAIN_GPU_REPORT_KEY,
+        description=f"where '{stage}' ran and how fast",
+    )
+    log.info("stage '%s' ran on %s (%s), %s samples/s", stage, device, record["device_name"], record["samples_per_second"])
+    return record
+
+
+@flow(name="train-gpu", log_prints=True)
+def train_gpu(
+    workspace: dict[str, str],
+    git_rev: str | None = None,
+    stage: str = "train",
+    repo_dir: str | None = None,
+    retries: int = RETRIES,
+    retry_backoff_s: float = RETRY_BACKOFF_S,
+) -> dict[str, Any]:
+    """Run one stage on this worker's own checkout: pull its inputs from the DVC remote, run it,
+    push its outputs, and report the dvc.lock entry and device back to the pipeline.
+
+    Args:
+        workspace: params.yaml, dvc.yaml and dvc.lock of the pipeline run (file name -> text).
+        git_rev: the pipeline's commit; this checkout should be at the same one.
+        stage: the DVC stage to run (train).
+        repo_dir: this worker's checkout (default: the working directory the worker set).
+    """
+    root = str(repo_root(repo_dir))
+    opts = _retrying(retries, retry_backoff_s)
+    sync_workspace(root, workspace, git_rev)
+    dvc_transfer.with_options(name="dvc-pull-inputs", **opts)(root, "pull", upstream_outputs(Path(root), stage))
+    run_stage.with_options(name=stage, **opts)(root, stage)
+    dvc_transfer.with_options(name="dvc-push-outputs", **opts)(root, "push", [stage])
+    return report_handoff(root, stage)

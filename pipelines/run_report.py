@@ -1,0 +1,133 @@
+"""The markdown report a pipeline run leaves in Prefect: metrics vs baselines, the registered
+version and alias, a link to the MLflow run. Built from the files the stages write; a missing
+file is named in the report rather than failing it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.dvc_runner import read_json
+
+EVALUATE_JSON = "metrics/evaluate.json"
+REGISTERED_JSON = "models/registered.json"
+TRAIN_JSON = "metrics/train.json"
+METRIC_COLUMNS = ("mse_scaled", "mae_scaled", "mse", "mae", "rmse", "mase", "smape")
+LOWER_IS_BETTER = frozenset(METRIC_COLUMNS)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)
+
+
+def metrics_table(evaluate: Mapping[str, Any]) -> list[str]:
+    """Rows: the model and each baseline; columns: the metrics any of them has; best in bold."""
+    rows: list[tuple[str, Mapping[str, Any]]] = [("**LSTM**", evaluate)]
+    for name, values in (evaluate.get("baselines") or {}).items():
+        if isinstance(values, Mapping):
+            rows.append((name.replace("_", " "), values))
+    columns = [c for c in METRIC_COLUMNS if any(isinstance(r.get(c), int | float) for _, r in rows)]
+    best = {}
+    for c in columns:
+        values = [r[c] for _, r in rows if isinstance(r.get(c), int | float)]
+        best[c] = min(values) if c in LOWER_IS_BETTER and values else None
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, r in rows:
+        cells = []
+        for c in columns:
+            cell = _fmt(r.get(c))
+            cells.append(f"**{cell}**" if cell and r.get(c) == best[c] else cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def mlflow_run_link(registered: Mapping[str, Any]) -> str | None:
+    """``<tracking_uri>/#/experiments/<id>/runs/<id>`` for an http(s) tracking server."""
+    uri = str(registered.get("tracking_uri") or "")
+    run_id, exp_id = registered.get("run_id"), registered.get("experiment_id")
+    if not (uri.startswith(("http://", "https://")) and run_id and exp_id is not None):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
+
+
+def _registered_section(registered: Mapping[str, Any] | None) -> list[str]:
+    lines = ["## Registered model", ""]
+    if registered is None:
+        return [*lines, f"`{REGISTERED_JSON}` not found: the register stage has not run.", ""]
+    name, version = registered.get("model_name", "?"), registered.get("version", "?")
+    aliases = registered.get("aliases") or []
+    shown = ", ".join(f"`@{a}`" for a in aliases) if aliases else "none"
+    lines.append(f"- `{name}` version **{version}**, aliases: {shown}")
+    if "champion" in registered:
+        verdict = "promoted to champion" if registered["champion"] else "not promoted"
+        reason = registered.get("reason")
+        lines.append(f"- gate: {verdict}" + (f" ({reason})" if reason else ""))
+    run_id = registered.get("run_id")
+    link = mlflow_run_link(registered)
+    if link:
+        lines.append(f"- MLflow run: [{run_id}]({link})")
+    elif run_id:
+        uri = registered.get("tracking_uri", "?")
+        exp = registered.get("experiment_id", "?")
+        lines.append(
+            f"- MLflow run: `{run_id}` in `{uri}` (browse with `make mlflow-ui`: "
+            f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id})"
+        )
+    return [*lines, ""]
+
+
+def _training_section(train: Mapping[str, Any] | None, remote: Mapping[str, Any] | None) -> list[str]:
+    lines = ["## Training", ""]
+    if remote:
+        where = f"on work pool `gpu`, flow run `{remote.get('flow_run_id', '?')}`"
+        if remote.get("host"):
+            where += f", host `{remote['host']}`"
+        lines.append(f"- ran {where}")
+    elif train is not None:
+        lines.append("- ran in-process on the pipeline's worker")
+    if train is None:
+        return [*lines, f"- `{TRAIN_JSON}` not found: the train stage has not run.", ""]
+    device = str(train.get("device", "?"))
+    if remote and remote.get("device_name"):
+        device += f" ({remote['device_name']})"
+    lines.append(f"- device: `{device}`")
+    for key in ("samples_per_second", "epochs", "best_val_loss", "train_seconds", "n_params"):
+        if key in train:
+            lines.append(f"- {key.replace('_', ' ')}: {_fmt(train[key])}")
+    return [*lines, ""]
+
+
+def build_report(
+    root: Path,
+    stages: Sequence[str],
+    *,
+    failed: str | None = None,
+    remote_train: Mapping[str, Any] | None = None,
+) -> str:
+    """The run's markdown: stages, metrics vs baselines, registered version, MLflow link."""
+    evaluate = read_json(root / EVALUATE_JSON)
+    registered = read_json(root / REGISTERED_JSON)
+    train = read_json(root / TRAIN_JSON)
+    title = "failed" if failed else "completed"
+    lines = [f"# Forecast pipeline run: {title}", "", "Stages: " + " → ".join(stages or ["(none)"]), ""]
+    if failed:
+        lines += ["## Failure", "", "```", failed.strip(), "```", ""]
+    lines += ["## Test metrics vs baselines", ""]
+    if evaluate is None:
+        lines.append(f"`{EVALUATE_JSON}` not found: the evaluate stage has not run.")
+    else:
+        n = evaluate.get("n_windows")
+        if n is not None:
+            lines += [f"Over {_fmt(n)} test windows; `*_scaled` on the train-fit standard scale.", ""]
+        lines += metrics_table(evaluate)
+    lines.append("")
+    lines += _registered_section(registered)
+    lines += _training_section(train, remote_train)
+    return "\n".join(lines).rstrip() + "\n"
