@@ -46,6 +46,11 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 _EXITED = re.compile(r"exited with (-?\d+)")
+# DVC's advice after each stage, for people at a terminal: debug level in the flow log.
+_DVC_HINT = re.compile(
+    r"^\s*(To track the changes with git|git add |To enable auto staging|dvc config core\.autostage"
+    r"|Use `dvc push` to send)"
+)
 _STDERR_TAIL = 40
 
 
@@ -109,7 +114,7 @@ def read_dvc_yaml(root: Path) -> dict[str, Any]:
 def stage_plan(root: Path, only: Iterable[str] | None = None) -> list[str]:
     """The stages of dvc.yaml in pipeline order (ingest, validate, window, train, evaluate,
     register), then any others in file order; ``only`` keeps a subset."""
-    defined = list((read_dvc_yaml(root).get("stages") or {}))
+    defined = list(read_dvc_yaml(root).get("stages") or {})
     plan = [s for s in PIPELINE_ORDER if s in defined] + [s for s in defined if s not in PIPELINE_ORDER]
     if only is None:
         return plan
@@ -142,6 +147,8 @@ def _pump(stream: IO[str], log: Logger, sink: list[str] | deque[str], result: Co
         elif line.startswith("ERROR:"):
             result.dvc_errors.append(line)
             log.error(line)
+        elif _DVC_HINT.match(line):
+            log.debug(line)
         else:
             log.info(line)
 

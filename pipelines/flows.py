@@ -206,8 +206,12 @@ def train_on_pool(
     if not stage_changes.with_options(**opts)(root, stage):
         get_run_logger().info("stage '%s' is up to date; nothing to send to the pool", stage)
         return None
-    dvc_transfer.with_options(name="dvc-push-inputs", **opts)(root, "push", upstream_outputs(Path(root), stage))
-    handoff = dispatch_stage.with_options(**opts)(root, stage, deployment, timeout_s, retries, retry_backoff_s)
+    dvc_transfer.with_options(name="dvc-push-inputs", **opts)(
+        root, "push", upstream_outputs(Path(root), stage)
+    )
+    handoff = dispatch_stage.with_options(**opts)(
+        root, stage, deployment, timeout_s, retries, retry_backoff_s
+    )
     adopt_outputs.with_options(**opts)(root, stage, handoff["lock"])
     return {k: v for k, v in handoff.items() if k != "lock"}
 
@@ -247,7 +251,10 @@ def forecast_pipeline(
             else:
                 run_stage.with_options(name=stage, **opts)(str(root), stage)
     except Exception as e:
-        publish_report(str(root), plan, failed=str(e), remote_train=remote)
+        try:  # the report says where the run stopped; the stage's error is what the flow fails with
+            publish_report(str(root), plan, failed=str(e), remote_train=remote)
+        except Exception:
+            log.exception("could not publish the failure report")
         raise
     publish_report(str(root), plan, remote_train=remote)
     return {"stages": plan, "train_pool": pool, "remote_train": remote}
@@ -296,7 +303,9 @@ def report_handoff(root: str, stage: str) -> dict[str, Any]:
         "host": socket.gethostname(),
     }
     if not device.startswith("cuda"):
-        log.warning("stage '%s' ran on device %s, not a GPU (train.device: auto finds none here)", stage, device)
+        log.warning(
+            "stage '%s' ran on device %s, not a GPU (train.device: auto finds none here)", stage, device
+        )
     Artifact(type="json", key=HANDOFF_KEY, description=f"dvc.lock entry of '{stage}'", data=record).create()
     rows = [f"| {k} | {record[k]} |" for k in ("host", "device", "device_name", "samples_per_second")]
     create_markdown_artifact(
@@ -304,7 +313,13 @@ def report_handoff(root: str, stage: str) -> dict[str, Any]:
         key=TRAIN_GPU_REPORT_KEY,
         description=f"where '{stage}' ran and how fast",
     )
-    log.info("stage '%s' ran on %s (%s), %s samples/s", stage, device, record["device_name"], record["samples_per_second"])
+    log.info(
+        "stage '%s' ran on %s (%s), %s samples/s",
+        stage,
+        device,
+        record["device_name"],
+        record["samples_per_second"],
+    )
     return record
 
 
@@ -329,7 +344,9 @@ def train_gpu(
     root = str(repo_root(repo_dir))
     opts = _retrying(retries, retry_backoff_s)
     sync_workspace(root, workspace, git_rev)
-    dvc_transfer.with_options(name="dvc-pull-inputs", **opts)(root, "pull", upstream_outputs(Path(root), stage))
+    dvc_transfer.with_options(name="dvc-pull-inputs", **opts)(
+        root, "pull", upstream_outputs(Path(root), stage)
+    )
     run_stage.with_options(name=stage, **opts)(root, stage)
     dvc_transfer.with_options(name="dvc-push-outputs", **opts)(root, "push", [stage])
     return report_handoff(root, stage)

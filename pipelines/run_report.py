@@ -11,7 +11,8 @@ from typing import Any
 from pipelines.dvc_runner import read_json
 
 EVALUATE_JSON = "metrics/evaluate.json"
-REGISTERED_JSON = "models/registered.json"
+# Where the register stage records what it registered (dvc.yaml: reports/; older drafts: models/).
+REGISTERED_JSON = ("reports/registered.json", "models/registered.json")
 TRAIN_JSON = "metrics/train.json"
 METRIC_COLUMNS = ("mse_scaled", "mae_scaled", "mse", "mae", "rmse", "mase", "smape")
 LOWER_IS_BETTER = frozenset(METRIC_COLUMNS)
@@ -29,7 +30,7 @@ def _fmt(value: Any) -> str:
 
 def metrics_table(evaluate: Mapping[str, Any]) -> list[str]:
     """Rows: the model and each baseline; columns: the metrics any of them has; best in bold."""
-    rows: list[tuple[str, Mapping[str, Any]]] = [("**LSTM**", evaluate)]
+    rows: list[tuple[str, Mapping[str, Any]]] = [("LSTM", evaluate)]
     for name, values in (evaluate.get("baselines") or {}).items():
         if isinstance(values, Mapping):
             rows.append((name.replace("_", " "), values))
@@ -57,10 +58,18 @@ def mlflow_run_link(registered: Mapping[str, Any]) -> str | None:
     return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
 
 
+def read_registered(root: Path) -> dict[str, Any] | None:
+    """The register stage's record of the version it registered, wherever it is kept."""
+    for name in REGISTERED_JSON:
+        if (found := read_json(root / name)) is not None:
+            return found
+    return None
+
+
 def _registered_section(registered: Mapping[str, Any] | None) -> list[str]:
     lines = ["## Registered model", ""]
     if registered is None:
-        return [*lines, f"`{REGISTERED_JSON}` not found: the register stage has not run.", ""]
+        return [*lines, f"`{REGISTERED_JSON[0]}` not found: the register stage has not run.", ""]
     name, version = registered.get("model_name", "?"), registered.get("version", "?")
     aliases = registered.get("aliases") or []
     shown = ", ".join(f"`@{a}`" for a in aliases) if aliases else "none"
@@ -113,7 +122,7 @@ def build_report(
 ) -> str:
     """The run's markdown: stages, metrics vs baselines, registered version, MLflow link."""
     evaluate = read_json(root / EVALUATE_JSON)
-    registered = read_json(root / REGISTERED_JSON)
+    registered = read_registered(root)
     train = read_json(root / TRAIN_JSON)
     title = "failed" if failed else "completed"
     lines = [f"# Forecast pipeline run: {title}", "", "Stages: " + " → ".join(stages or ["(none)"]), ""]
@@ -126,6 +135,7 @@ def build_report(
         n = evaluate.get("n_windows")
         if n is not None:
             lines += [f"Over {_fmt(n)} test windows; `*_scaled` on the train-fit standard scale.", ""]
+        lines += ["Lower is better; the best of each column is in bold.", ""]
         lines += metrics_table(evaluate)
     lines.append("")
     lines += _registered_section(registered)

@@ -78,7 +78,7 @@ class SplitConfig(_Section):
     train: float | int = 0.7
     val: float | int = 0.1
     test: float | int = 0.2
-    lookback: Literal["auto"] | bool = "auto"
+    lookback: Literal["auto", True, False] = "auto"
 
     @field_validator("train", "val", "test", mode="before")
     @classmethod

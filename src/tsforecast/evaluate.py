@@ -202,7 +202,7 @@ def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=5, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=5, frameon=False)
     m = scores.metrics
     fig.suptitle(
         f"Test windows (H={H}): MSE scaled LSTM {m['mse_scaled']:.4f} | repeat last "
@@ -211,7 +211,7 @@ def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path
         y=0.995,
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     _savefig(fig, path)
     return picks
 

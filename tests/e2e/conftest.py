@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -45,18 +46,24 @@ def start_in_own_session(
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the process group of ``proc``, SIGKILL it if it is still there after ``timeout``."""
+    """SIGTERM the process group of ``proc``, SIGKILL it after ``timeout``; then kill any of its
+    descendants still alive in sessions of their own (a worker's flow-run processes)."""
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):  # children left in the group, if any
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def tail(path: Path, lines: int = 60) -> str:

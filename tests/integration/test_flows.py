@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -83,8 +84,8 @@ STAND_IN_STAGE = textwrap.dedent(
                   "(rows 1 and 2); timestamps must be unique", file=sys.stderr)
             sys.exit(1)
         if kind == "unreachable":
-            print("error: MLflow tracking server http://127.0.0.1:9 could not be reached: "
-                  "connection refused", file=sys.stderr)
+            print("error: MLflow at http://127.0.0.1:9 is unreachable: 5 attempt(s) over 30 s "
+                  "failed (Connection refused); the model was not registered", file=sys.stderr)
             sys.exit(1)
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -117,7 +118,7 @@ STAND_IN_STAGE = textwrap.dedent(
               "baselines": {"repeat_last": base, "seasonal_naive": {**base, "mae": 14.0}}})
     elif stage == "register":
         read("metrics/evaluate.json")
-        write("models/registered.json", {"model_name": "tsforecast-lstm", "version": 3,
+        write("reports/registered.json", {"model_name": "tsforecast-lstm", "version": 3,
               "aliases": ["champion"], "run_id": "abc123", "experiment_id": "7",
               "tracking_uri": os.environ.get("STANDIN_TRACKING_URI", "http://127.0.0.1:5000"),
               "champion": True, "reason": "mae 11.0 < champion's 12.5"})
@@ -133,7 +134,7 @@ STAND_IN_DVC_YAML = textwrap.dedent(
         cmd: python stage.py register
         deps: [stage.py, models/model.json, metrics/evaluate.json]
         params: [register]
-        outs: [models/registered.json]
+        outs: [reports/registered.json]
       ingest:
         cmd: python stage.py ingest
         deps: [stage.py]
@@ -202,7 +203,7 @@ def make_repo(
     remote: Path | None = None,
 ) -> Path:
     """A git + DVC checkout at ``path`` with one commit; its DVC remote is ``remote``."""
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
     contents = {
         "dvc.yaml": dvc_yaml,
         "params.yaml": _params(params or {}),
@@ -355,7 +356,7 @@ def test_transient_fault_that_persists_fails_after_the_retries(
 
     assert state.is_failed()
     assert runs(repo, "register") == 3
-    assert "could not be reached: connection refused" in state.message
+    assert "MLflow at http://127.0.0.1:9 is unreachable" in state.message
 
 
 # --------------------------------------------------------------------------- the report artifact
@@ -368,7 +369,7 @@ def test_report_has_metrics_vs_baselines_version_alias_and_mlflow_link(tmp_path:
 
     md = report_markdown(state.state_details.flow_run_id)
     assert "| model | mse_scaled | mae_scaled | mse | mae | rmse | mase | smape |" in md
-    assert "| **LSTM** | **0.25** | **0.35** | **250** | **11** | **15.8** | **0.6** | **4.1** |" in md
+    assert "| LSTM | **0.25** | **0.35** | **250** | **11** | **15.8** | **0.6** | **4.1** |" in md
     assert "| repeat last | 0.9 |" in md and "| seasonal naive | 0.9 |" in md
     assert "Over 97 test windows" in md
     assert "`tsforecast-lstm` version **3**, aliases: `@champion`" in md
@@ -384,7 +385,7 @@ def test_report_names_what_is_missing_when_later_stages_did_not_run(tmp_path: Pa
     md = report_markdown(state.state_details.flow_run_id)
     assert "Stages: ingest → validate" in md
     assert "`metrics/evaluate.json` not found: the evaluate stage has not run." in md
-    assert "`models/registered.json` not found: the register stage has not run." in md
+    assert "`reports/registered.json` not found: the register stage has not run." in md
 
 
 def test_failed_run_still_leaves_a_report_with_the_failure(
@@ -578,22 +579,22 @@ def small_series_csv() -> str:
 
 
 def copy_working_tree(dest: Path) -> Path:
-    """The repo's tracked and untracked-but-not-ignored files, as a fresh one-commit checkout."""
+    """The repo's tracked and untracked-but-not-ignored files (not tests/, not dvc.lock) as a fresh
+    one-commit checkout, with small params and a small series."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
         check=True,
     ).stdout.split(b"\0")
-    files = {}
     for raw in filter(None, listed):
         name = raw.decode()
-        if (REPO / name).is_file() and not name.startswith(("tests/", ".github/")):
-            files[name] = (REPO / name).read_text(errors="replace")
-    files["data/external/small.csv"] = small_series_csv()
-    dvc_yaml = files.pop("dvc.yaml")
-    files.pop("params.yaml", None)
-    return make_repo(dest, dvc_yaml=dvc_yaml, params=SMALL_PARAMS, files=files)
+        skip = name.startswith(("tests/", ".github/")) or name in ("dvc.lock", "params.yaml")
+        if (REPO / name).is_file() and not skip:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    files = {"data/external/small.csv": small_series_csv()}
+    return make_repo(dest, dvc_yaml=(REPO / "dvc.yaml").read_text(), params=SMALL_PARAMS, files=files)
 
 
 def test_real_stages_run_on_a_small_series_and_leave_dvc_clean(tmp_path: Path) -> None:
@@ -615,7 +616,7 @@ def test_real_stages_run_on_a_small_series_and_leave_dvc_clean(tmp_path: Path) -
         assert json.loads(_dvc(repo, "status", "--json", stage) or "{}") == {}, stage
     md = report_markdown(state.state_details.flow_run_id)
     if "evaluate" in ready:
-        assert "| **LSTM** |" in md and "| seasonal naive |" in md
+        assert "| LSTM |" in md and "| seasonal naive |" in md
     if "register" in ready:
         assert "version **" in md
     missing = [s for s in plan if s not in ready] + [s for s in PIPELINE_ORDER if s not in plan]

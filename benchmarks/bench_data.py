@@ -1,0 +1,100 @@
+"""The data and config that both training-speed loops share: Taylor's demand, scaled on train rows.
+
+Both loops (ours in ``run.py``, the plain one in ``plain_loop.py``) call
+:func:`speed_setup`, so they see the same series, the same train/val windows and the
+same model constructor arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsforecast.config import Config, load_config
+from tsforecast.ingest import load_taylor_frame
+from tsforecast.windowing import Prepared, StandardScaler, split_rows, window_starts
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = REPO / "params.yaml"
+
+# The speed comparison: L=96 in, H=96 out, batch 64, a 2-layer LSTM of width 64.
+SPEED = {"L": 96, "H": 96, "batch_size": 64, "hidden_size": 64, "num_layers": 2}
+QUICK_SPEED = {"L": 48, "H": 24, "batch_size": 64, "hidden_size": 64, "num_layers": 2, "rows": 1200}
+
+
+@dataclass(frozen=True)
+class SpeedSetup:
+    cfg: Config  # the resolved config "ours" trains with; the plain loop reads its model section
+    prepared: Prepared  # the scaled series and its split
+    train_starts: np.ndarray  # (N_train,) window start rows
+    val_starts: np.ndarray  # (N_val,)
+
+
+# The plain loop's recipe expressed as our params: Adam(lr=1e-3), no decay, no schedule, no
+# clipping. "ours" with these isolates the loop's speed and accuracy from the recipe's.
+PLAIN_RECIPE = {
+    "train.lr": 1e-3,
+    "train.weight_decay": 0.0,
+    "train.lr_schedule": "constant",
+    "train.grad_clip": 0.0,
+    "train.loss": "mse",
+}
+
+
+def speed_config(epochs: int, quick: bool, recipe: str = "params") -> Config:
+    """params.yaml with the window and model pinned to the speed benchmark's sizes.
+
+    ``recipe="plain"`` also swaps the optimisation settings for :data:`PLAIN_RECIPE`.
+    """
+    s = QUICK_SPEED if quick else SPEED
+    return load_config(
+        PARAMS,
+        {
+            **(PLAIN_RECIPE if recipe == "plain" else {}),
+            "window.input_size": s["L"],
+            "window.horizon": s["H"],
+            "window.stride": 1,
+            "evaluate.seasonal_period": min(s["L"], 48),
+            "model.cell": "lstm",
+            "model.hidden_size": s["hidden_size"],
+            "model.num_layers": s["num_layers"],
+            "train.batch_size": s["batch_size"],
+            "train.epochs": epochs,
+            "train.patience": epochs + 1,  # never stop early: both loops run the same steps
+            "train.device": "cpu",
+            "train.resume": False,
+        },
+    )
+
+
+def speed_setup(epochs: int, quick: bool = False, recipe: str = "params") -> SpeedSetup:
+    """Taylor's series scaled by its train mean/std, split as params.yaml says."""
+    cfg = speed_config(epochs, quick, recipe)
+    frame = load_taylor_frame()
+    if quick:
+        frame = frame.iloc[: QUICK_SPEED["rows"]]
+    values = frame[["demand"]].to_numpy(dtype="float64")  # (rows, 1)
+    bounds = split_rows(len(values), cfg.split, cfg.window)
+    scaler = StandardScaler.fit(values[slice(*bounds.train)], ["demand"])
+    series = scaler.transform(values).astype("float32")  # (rows, 1)
+    L, H = cfg.window.input_size, cfg.window.horizon
+    prepared = Prepared(
+        series=series,
+        scaler=scaler,
+        bounds=bounds,
+        columns=["demand"],
+        timestamps=pd.DatetimeIndex(frame["timestamp"]),
+        freq="30min",
+        input_size=L,
+        horizon=H,
+        stride=1,
+    )
+    return SpeedSetup(
+        cfg=cfg,
+        prepared=prepared,
+        train_starts=window_starts(bounds, "train", L, H, 1),
+        val_starts=window_starts(bounds, "val", L, H, 1),
+    )

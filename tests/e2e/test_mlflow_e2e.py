@@ -1,0 +1,134 @@
+"""End to end against a real ``mlflow server`` on 127.0.0.1: register, browse, serve.
+
+``tsforecast register`` (the command `dvc repro` runs) is pointed at the server with
+``MLFLOW_TRACKING_URI``; the run, the version and the champion alias are read back with
+the client, and the champion is served with ``mlflow models serve`` and queried over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.mlflow_fixtures import (  # noqa: F401
+    BIN,
+    E2E_MODEL,
+    ServerRegistration,
+    fixture_mlflow_server,
+    fixture_server_registration,
+    fixture_tiny_repo_template,
+    free_port,
+    run_cli,
+    start_in_own_session,
+    stop_process_group,
+    wait_http,
+)
+
+pytestmark = pytest.mark.e2e
+
+H = 6
+
+
+def client(reg: ServerRegistration) -> MlflowClient:
+    return MlflowClient(tracking_uri=reg.server.url, registry_uri=reg.server.url)
+
+
+def artifact_paths(c: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out: set[str] = set()
+    for f in c.list_artifacts(run_id, path):
+        out |= artifact_paths(c, run_id, f.path) if f.is_dir else {f.path}
+    return out
+
+
+def test_register_records_the_run_on_the_server(server_registration: ServerRegistration) -> None:
+    reg, c = server_registration, client(server_registration)
+    assert reg.result["tracking_uri"] == reg.server.url
+    run = c.get_run(reg.result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert c.get_experiment(run.info.experiment_id).name == "tsforecast"
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # proxied through the server
+    assert run.data.params["window.horizon"] == str(H)
+    assert run.data.metrics["test_mse_scaled"] == pytest.approx(reg.result["mse_scaled"])
+    assert "baseline_repeat_last_mse_scaled" in run.data.metrics
+    epochs = json.loads((reg.repo.paths.plots / "loss.json").read_text())
+    assert len(c.get_metric_history(run.info.run_id, "val_loss")) == len(epochs)
+    assert {"plots/loss.png", "validation/validation.json", "config/params.yaml"} <= artifact_paths(
+        c, run.info.run_id
+    )
+    assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["y (data/external/series.csv)"]
+    assert "dvc checkout" in run.data.tags["tsforecast.reproduce"]
+
+
+def test_register_creates_the_version_and_the_champion_alias(server_registration: ServerRegistration) -> None:
+    reg, c = server_registration, client(server_registration)
+    champion = c.get_model_version_by_alias(E2E_MODEL, "champion")
+    assert int(champion.version) == reg.result["version"] == 1
+    assert champion.run_id == reg.result["run_id"]
+    assert champion.tags["tsforecast.fingerprint"] == reg.result["fingerprint"]
+    assert reg.result["champion"] is True and reg.result["aliases"] == ["champion"]
+
+
+def test_rerun_against_the_server_registers_no_duplicate(server_registration: ServerRegistration) -> None:
+    reg = server_registration
+    proc = run_cli("register", cwd=reg.repo.root, env=reg.server.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((reg.repo.paths.reports / "registered.json").read_text())
+    assert again["reused"] is True and again["version"] == reg.result["version"]
+    assert len(client(reg).search_model_versions(f"name = '{E2E_MODEL}'")) == 1
+
+
+def test_predict_cli_reads_the_champion_from_the_server(
+    server_registration: ServerRegistration, tmp_path: Path
+) -> None:
+    reg = server_registration
+    history = pd.read_parquet(reg.repo.paths.validated / "data.parquet").tail(30)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    proc = run_cli(
+        "predict", "--model", f"models:/{E2E_MODEL}@champion", "--input", "history.csv", "--output", "out.csv",
+        "--tracking-uri", reg.server.url, cwd=tmp_path, env=reg.server.env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "out.csv")) == H
+
+
+def test_served_champion_answers_invocations(server_registration: ServerRegistration, tmp_path: Path) -> None:
+    reg = server_registration
+    port = free_port()
+    log = tmp_path / "serve.log"
+    args = [
+        str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{E2E_MODEL}@champion",
+        "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1",
+    ]  # fmt: skip
+    proc = start_in_own_session(args, env=reg.server.env(), cwd=tmp_path, log=log)  # PATH has .venv/bin
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/ping", proc, log, 180, "mlflow models serve")
+        history = pd.read_parquet(reg.repo.paths.validated / "data.parquet").tail(30)
+        payload = {
+            "dataframe_split": {
+                "columns": ["timestamp", "y"],
+                "data": [
+                    [t.isoformat(), float(v)] for t, v in zip(history["timestamp"], history["y"], strict=True)
+                ],
+            }
+        }
+        r = httpx.post(f"{url}/invocations", json=payload, timeout=60)
+        assert r.status_code == 200, r.text[:2000]
+        predictions = r.json()["predictions"]
+        assert len(predictions) == H
+        assert set(predictions[0]) == {"timestamp", "forecast"}
+        first = pd.Timestamp(predictions[0]["timestamp"])
+        assert first == history["timestamp"].iloc[-1] + pd.Timedelta("1h")
+        short = {
+            "dataframe_split": {"columns": ["timestamp", "y"], "data": payload["dataframe_split"]["data"][:5]}
+        }
+        bad = httpx.post(f"{url}/invocations", json=short, timeout=60)
+        assert bad.status_code >= 400
+        assert "the model needs at least input_size=24 rows" in bad.text
+    finally:
+        stop_process_group(proc)

@@ -1,0 +1,407 @@
+"""Bad input, given through params, is refused before training, end to end.
+
+Each case starts from a checkout whose outputs up to ``evaluate`` exist, points params at the
+bad input and runs the pipeline as a user does: ``dvc repro evaluate`` (the cases marked
+``dvc``, to prove DVC's ``persist`` plus the stages' atomic writes keep the old outputs) or
+the ``tsforecast`` stage commands (the rest, faster). Every case must end with exit code != 0,
+one ``error:`` line that names the file, the column or key, the offending value(s) and what
+was expected, no traceback, and ``data/validated``, ``data/prepared``, ``models`` and
+``metrics`` byte-identical to before. Through DVC, train never starts and ``register`` is
+never reached.
+
+The rules themselves are unit-tested in tests/data/test_validate.py and
+tests/unit/test_ingest.py; these tests prove the whole path to the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.reliability.conftest import GUARDED, STAGE_ORDER, Repo, assert_user_error, series_frame
+
+pytestmark = pytest.mark.slow  # each case runs the CLI or dvc in a subprocess: 1-10 s
+
+BAD = "data/external/bad.csv"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: where it fails, what to write, which params, and what the error says."""
+
+    stage: str  # the first stage that must refuse it
+    expected: tuple[str, ...]  # substrings of the error line: file, column/key, value(s), expectation
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Callable[[], str | bytes | pd.DataFrame]] = field(default_factory=dict)
+    via: str = "cli"  # cli: `tsforecast <stage>` commands; dvc: `dvc repro evaluate`
+
+
+def frame_with(**changes: Callable[[pd.DataFrame], None]) -> Callable[[], pd.DataFrame]:
+    def build() -> pd.DataFrame:
+        df = series_frame().astype({"y": object, "timestamp": object})
+        for change in changes.values():
+            change(df)
+        return df
+
+    return build
+
+
+def _set(col: str, rows: Any, value: Any) -> Callable[[pd.DataFrame], None]:
+    def change(df: pd.DataFrame) -> None:
+        df.loc[rows, col] = value
+
+    return change
+
+
+def _irregular_timestamps(df: pd.DataFrame) -> None:
+    # steps of 60, 60, 45, 75 minutes: hourly on most rows, every fourth row off the grid
+    steps = np.tile([60, 60, 45, 75], len(df))[: len(df) - 1]
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.r_[0, np.cumsum(steps)], unit="min")
+    df["timestamp"] = ts.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _words(df: pd.DataFrame) -> None:
+    df["y"] = np.where(np.arange(len(df)) % 2, "high", "low")
+
+
+def _mixed_zones(df: pd.DataFrame) -> None:
+    ts = pd.to_datetime(df["timestamp"])
+    df["timestamp"] = np.where(
+        np.arange(len(df)) < 300,
+        ts.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        ts.dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"),
+    )
+
+
+def _swap_rows_50_51(df: pd.DataFrame) -> None:
+    df.loc[[50, 51], "timestamp"] = df.loc[[51, 50], "timestamp"].to_numpy()
+
+
+ON_BAD = {"data.path": BAD}
+
+FILE_CASES = {
+    "missing": Case(
+        "ingest",
+        ("data.path=", "data/external/nope.csv", "file not found", "set data.path to a CSV/Parquet file"),
+        params={"data.path": "data/external/nope.csv"},
+    ),
+    "empty": Case(
+        "ingest",
+        ("bad.csv", "the file is empty", "expected a CSV with a header row"),
+        ON_BAD,
+        {BAD: lambda: ""},
+    ),
+    "header_only": Case(
+        "ingest",
+        ("bad.csv", "has a header (['timestamp', 'y', 'temp'])", "but no rows"),
+        ON_BAD,
+        {BAD: lambda: "timestamp,y,temp\n"},
+    ),
+    "spreadsheet_not_csv_or_parquet": Case(
+        "ingest",
+        ("bad.xlsx", "unsupported file type '.xlsx'", "use .csv, .tsv or .parquet"),
+        {"data.path": "data/external/bad.xlsx"},
+        {"data/external/bad.xlsx": lambda: b"PK\x03\x04 a zip, not a table"},
+    ),
+    "binary_named_csv": Case(
+        "ingest",
+        ("bad.csv", "not a readable CSV", "can't decode byte 0x89", "expected comma-separated text"),
+        ON_BAD,
+        {BAD: lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"},
+    ),
+    "csv_named_parquet": Case(
+        "ingest",
+        ("bad.parquet", "not a readable Parquet file", "Parquet magic bytes not found"),
+        {"data.path": "data/external/bad.parquet"},
+        {"data/external/bad.parquet": lambda: series_frame().to_csv(index=False)},
+    ),
+    "semicolon_delimited": Case(
+        "ingest",
+        ("bad.csv", "one column 'timestamp;y;temp' was read", "';'-delimited", "Save it comma-separated"),
+        ON_BAD,
+        {BAD: lambda: series_frame().to_csv(index=False, sep=";")},
+        via="dvc",
+    ),
+    "directory": Case(
+        "ingest",
+        ("data.path=", "data/external'", "is a directory", "point it at one CSV or Parquet file"),
+        {"data.path": "data/external"},
+    ),
+}
+
+COLUMN_CASES = {
+    "timestamp_missing": Case(
+        "ingest",
+        (
+            "bad.csv",
+            "column 'timestamp' not found",
+            "columns are ['time', 'y', 'temp']",
+            "Set data.timestamp_column",
+        ),
+        ON_BAD,
+        {BAD: lambda: series_frame().rename(columns={"timestamp": "time"})},
+    ),
+    "target_missing": Case(
+        "validate",
+        ("bad.csv", "column 'y'", "not found", "columns are ['timestamp', 'temp']", "set data.target"),
+        ON_BAD,
+        {BAD: lambda: series_frame().drop(columns="y")},
+    ),
+    "covariate_missing": Case(
+        "validate",
+        ("bad.csv", "column 'temp'", "not found", "columns are ['timestamp', 'y']", "set data.covariates"),
+        ON_BAD,
+        {BAD: lambda: series_frame().drop(columns="temp")},
+    ),
+    "target_non_numeric": Case(
+        "validate",
+        ("bad.csv", "column 'y'", "values must be numeric", "'low' (row 0), 'high' (row 1)", "(600 in all)"),
+        ON_BAD,
+        {BAD: frame_with(words=_words)},
+    ),
+    "target_mixed_types": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'y'",
+            "values must be numeric",
+            "'12,5' (row 7), 'ten' (row 42)",
+            "fix or remove",
+        ),
+        ON_BAD,
+        {BAD: frame_with(a=_set("y", 7, "12,5"), b=_set("y", 42, "ten"))},
+    ),
+    "target_inf": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'y'",
+            "values must be finite",
+            "inf at 2024-01-01 09:00:00 (row 9), -inf at 2024-01-01 20:00:00 (row 20)",
+        ),
+        ON_BAD,
+        {BAD: frame_with(a=_set("y", 9, np.inf), b=_set("y", 20, -np.inf))},
+    ),
+    "target_zero_variance": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'y'",
+            "values must vary",
+            "every value is 5",
+            "a constant series cannot be forecast",
+        ),
+        ON_BAD,
+        {BAD: frame_with(flat=_set("y", slice(None), 5.0))},
+    ),
+    "nan_run_longer_than_fill_gaps": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'y'",
+            "must be at most data.fill_gaps=2",
+            "5 missing steps from 2024-01-05 04:00:00 to 2024-01-05 08:00:00",
+        ),
+        ON_BAD,
+        {BAD: frame_with(gap=_set("y", slice(100, 104), np.nan))},
+        via="dvc",
+    ),
+}
+
+TIME_CASES = {
+    "duplicate_timestamp": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'timestamp'",
+            "values must be unique",
+            "2024-01-03 01:00:00 appears 2 times (rows 49, 50)",
+        ),
+        ON_BAD,
+        {BAD: frame_with(dup=_set("timestamp", 50, "2024-01-03 01:00:00"))},
+    ),
+    "unsorted_timestamps": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'timestamp'",
+            "strictly increasing",
+            "2024-01-03 02:00:00 (row 51) comes after 2024-01-03 03:00:00 (row 50)",
+            "sort the rows by time",
+        ),
+        ON_BAD,
+        {BAD: frame_with(swap=_swap_rows_50_51)},
+    ),
+    "unparseable_timestamp": Case(
+        "ingest",
+        ("bad.csv", "column 'timestamp'", "unparseable timestamps ['not a date']", "use ISO 8601"),
+        ON_BAD,
+        {BAD: frame_with(bad=_set("timestamp", 30, "not a date"))},
+    ),
+    "mixed_time_zones": Case(
+        "ingest",
+        (
+            "bad.csv",
+            "column 'timestamp'",
+            "mixes time zones",
+            "['+00:00', '+02:00']",
+            "convert every timestamp to one zone",
+        ),
+        ON_BAD,
+        {BAD: frame_with(zones=_mixed_zones)},
+    ),
+    "irregular_spacing": Case(
+        "validate",
+        (
+            "bad.csv",
+            "column 'timestamp'",
+            "values must follow one regular frequency ('h', inferred)",
+            "2024-01-01 02:45:00 (row 3)",
+            "(150 in all)",
+            "resample to one frequency or set data.freq",
+        ),
+        ON_BAD,
+        {BAD: frame_with(steps=_irregular_timestamps)},
+    ),
+}
+
+SIZE_CASES = {
+    "fewer_rows_than_split_and_window_need": Case(
+        "validate",
+        (
+            "bad.csv",
+            "not enough rows for the split and the window: train has 24 rows",
+            "train needs >= input_size+horizon = 30 rows",
+            "window.input_size=24, window.horizon=6",
+            "the series needs at least 50 rows, it has 40",
+        ),
+        ON_BAD,
+        {BAD: lambda: series_frame(40)},
+        via="dvc",
+    ),
+}
+
+PARAM_CASES = {
+    # DVC re-runs only the stages that read the changed keys: `split` is read whole by validate
+    "unknown_key": Case(
+        "validate",
+        (
+            "params.yaml",
+            "unknown key 'split.trian'",
+            "allowed keys here are ['train', 'val', 'test', 'lookback']",
+        ),
+        {"split.trian": 0.6},
+        via="dvc",
+    ),
+    "wrong_type": Case(
+        "ingest",
+        ("params.yaml", "train.epochs='many'", "should be a valid integer"),
+        {"train.epochs": "many"},
+    ),
+    "wrong_type_in_a_union": Case(
+        "ingest",
+        ("params.yaml", "split.lookback='maybe'", "'auto', True or False"),
+        {"split.lookback": "maybe"},
+    ),
+    "zero_size": Case(
+        "ingest", ("params.yaml", "window.input_size=0", "greater than 0"), {"window.input_size": 0}
+    ),
+    "negative_size": Case(
+        "ingest", ("params.yaml", "train.batch_size=-4", "greater than 0"), {"train.batch_size": -4}
+    ),
+    "split_fraction_above_1": Case(
+        "ingest",
+        ("params.yaml", "split.train=1.5", "must be a fraction in (0, 1) or a positive row count"),
+        {"split.train": 1.5},
+    ),
+    "split_fractions_sum_above_1": Case(
+        "ingest",
+        ("params.yaml", "split=", "train+val+test = 1.3 > 1", "must sum to at most 1"),
+        {"split.train": 0.9, "split.val": 0.2},
+    ),
+    "horizon_longer_than_test_split": Case(
+        "validate",
+        (
+            "good.csv",
+            "val has 120 rows, test has 120 rows",
+            "val and test >= 130 rows each",
+            "window.horizon=130",
+            "the series needs at least 650 rows, it has 600",
+        ),
+        {"window.horizon": 130},
+        via="dvc",
+    ),
+}
+
+
+def _lock_entries(repo: Repo, stages: list[str]) -> dict[str, Any]:
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    return {s: lock["stages"].get(s) for s in stages}
+
+
+def refuse(repo: Repo, case: Case) -> None:
+    """Apply ``case`` to ``repo``, run it the case's way, and assert it was refused cleanly."""
+    for rel, build in case.files.items():
+        repo.write(rel, build())
+    repo.set_params(**case.params)
+    guarded = (*GUARDED, "data/raw") if case.stage == "ingest" else GUARDED
+    before = repo.digest(guarded)
+    downstream = list(STAGE_ORDER[STAGE_ORDER.index(case.stage) :])
+    lock_before = _lock_entries(repo, downstream)
+    if case.via == "dvc":
+        run = repo.dvc("repro", "evaluate")
+        assert_user_error(run, *case.expected)
+        assert f"Running stage '{case.stage}'" in run.stdout, run
+        assert "Running stage 'train'" not in run.stdout, run
+        assert "Running stage 'register'" not in run.stdout, run
+        assert _lock_entries(repo, downstream) == lock_before
+        assert case.stage in repo.dvc_status(), "the failed stage must stay out of date"
+        assert not (repo.root / "reports" / "registered.json").exists()
+    else:
+        for stage in STAGE_ORDER[: STAGE_ORDER.index(case.stage)]:
+            ok = repo.tsforecast(stage)
+            assert ok.returncode == 0, ok
+        assert_user_error(repo.tsforecast(case.stage), *case.expected)
+    assert repo.digest(guarded) == before, "a refused input changed the previous outputs"
+
+
+@pytest.mark.parametrize("case", FILE_CASES.values(), ids=FILE_CASES.keys())
+def test_unusable_file_is_refused_naming_the_file_and_keeping_outputs(repo: Repo, case: Case) -> None:
+    refuse(repo, case)
+
+
+@pytest.mark.parametrize("case", COLUMN_CASES.values(), ids=COLUMN_CASES.keys())
+def test_bad_column_is_refused_naming_column_values_and_expectation(repo: Repo, case: Case) -> None:
+    refuse(repo, case)
+
+
+@pytest.mark.parametrize("case", TIME_CASES.values(), ids=TIME_CASES.keys())
+def test_bad_timestamps_are_refused_naming_the_timestamps_and_rows(repo: Repo, case: Case) -> None:
+    refuse(repo, case)
+
+
+@pytest.mark.parametrize("case", SIZE_CASES.values(), ids=SIZE_CASES.keys())
+def test_too_few_rows_are_refused_saying_how_many_are_needed(repo: Repo, case: Case) -> None:
+    refuse(repo, case)
+
+
+@pytest.mark.parametrize("case", PARAM_CASES.values(), ids=PARAM_CASES.keys())
+def test_bad_param_is_refused_naming_key_value_and_expectation(repo: Repo, case: Case) -> None:
+    refuse(repo, case)
+
+
+@pytest.mark.parametrize("stage", [*STAGE_ORDER, "register"])
+def test_unknown_param_key_fails_every_stage_at_config_load(repo: Repo, stage: str) -> None:
+    repo.set_params(**{"train.epocs": 3})
+    before = repo.digest()
+
+    run = repo.tsforecast(stage)
+
+    assert_user_error(run, "params.yaml", "unknown key 'train.epocs'", "allowed keys here are", "'epochs'")
+    assert repo.digest() == before

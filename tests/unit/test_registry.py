@@ -1,0 +1,348 @@
+"""The register stage against a temp sqlite store: the run, the version, the champion gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from tests.mlflow_fixtures import (  # noqa: F401
+    Repo,
+    fixture_tiny_repo,
+    fixture_tiny_repo_template,
+    perturb_model,
+    run_stages,
+    sine_frame,
+)
+from tsforecast.registry import (
+    DATA_HASH_TAG,
+    FINGERPRINT_TAG,
+    MSE_TAG,
+    RESCORED_TAG,
+    flat_metrics,
+    run_register,
+    tracking_uri,
+)
+
+CONTRACT_KEYS = {
+    "model_name",
+    "version",
+    "aliases",
+    "champion",
+    "reason",
+    "run_id",
+    "experiment_id",
+    "tracking_uri",
+    "model_uri",
+    "mse_scaled",
+    "champion_version",
+    "champion_mse_scaled",
+}
+
+
+def client_for(repo: Repo) -> MlflowClient:
+    uri = tracking_uri(repo.paths)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def champion_version(repo: Repo) -> int:
+    mv = client_for(repo).get_model_version_by_alias(repo.cfg.register.model_name, "champion")
+    return int(mv.version)
+
+
+def save_outputs(repo: Repo) -> dict[str, bytes]:
+    files = ("models/model.pt", "metrics/evaluate.json")
+    return {f: (repo.root / f).read_bytes() for f in files}
+
+
+def restore_outputs(repo: Repo, saved: dict[str, bytes]) -> None:
+    for f, data in saved.items():
+        (repo.root / f).write_bytes(data)
+
+
+def test_default_store_is_sqlite_beside_params(tiny_repo: Repo) -> None:
+    assert tracking_uri(tiny_repo.paths) == f"sqlite:///{tiny_repo.root / 'mlflow.db'}"
+
+
+def test_tracking_uri_env_overrides_the_default(tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri(tiny_repo.paths) == "http://127.0.0.1:5999"
+
+
+def test_first_model_that_beats_repeat_last_becomes_champion(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert result.version == 1
+    assert result.champion is True
+    assert result.aliases == ["champion"]
+    assert result.champion_version == 1
+    assert result.mse_scaled < result.baseline_repeat_last_mse_scaled
+    assert "no champion yet" in result.reason
+    assert f"{result.mse_scaled:.5g}" in result.reason
+    assert f"{result.baseline_repeat_last_mse_scaled:.5g}" in result.reason
+    assert champion_version(tiny_repo) == 1
+
+
+def test_registered_json_holds_the_contract_keys(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    written = json.loads((tiny_repo.paths.reports / "registered.json").read_text())
+    assert CONTRACT_KEYS <= set(written)
+    assert written["version"] == result.version == 1
+    assert written["model_uri"] == "models:/tiny-lstm/1"
+    assert written["tracking_uri"] == f"sqlite:///{tiny_repo.root / 'mlflow.db'}"
+    assert written["aliases"] == ["champion"] and written["champion"] is True
+
+
+def test_worse_model_becomes_challenger_and_champion_stays(
+    tiny_repo: Repo, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    worse_mse = perturb_model(tiny_repo, noise=0.05)
+    assert worse_mse > first.mse_scaled
+    with caplog.at_level("INFO", logger="tsforecast.registry"):
+        second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert second.version == 2
+    assert second.champion is False
+    assert second.aliases == ["challenger"]
+    assert champion_version(tiny_repo) == 1
+    assert second.champion_version == 1
+    assert second.champion_mse_scaled == pytest.approx(first.mse_scaled)
+    expected = (
+        f"challenger: v2: test mse_scaled {worse_mse:.5g} does not beat champion v1's "
+        f"{first.mse_scaled:.5g} on the same test windows"
+    )
+    assert second.reason == expected
+    assert expected in caplog.text
+
+
+def test_better_model_takes_the_champion_alias(tiny_repo: Repo) -> None:
+    good = save_outputs(tiny_repo)
+    worse_mse = perturb_model(tiny_repo, noise=0.02)
+    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert first.champion and worse_mse < first.baseline_repeat_last_mse_scaled
+    restore_outputs(tiny_repo, good)
+    second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert second.version == 2 and second.champion is True
+    assert second.previous_champion_version == 1
+    assert second.previous_champion_mse_scaled == pytest.approx(worse_mse)
+    assert f"beats champion v1's {worse_mse:.5g}" in second.reason
+    assert champion_version(tiny_repo) == 2
+    assert client_for(tiny_repo).get_model_version("tiny-lstm", "1").aliases == []
+
+
+def test_model_that_does_not_beat_repeat_last_is_never_champion(tiny_repo: Repo) -> None:
+    bad_mse = perturb_model(tiny_repo, noise=2.0)
+    baseline = json.loads((tiny_repo.paths.metrics / "evaluate.json").read_text())["baselines"]
+    assert bad_mse >= baseline["repeat_last"]["mse_scaled"]  # precondition: a truly bad model
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert result.champion is False
+    assert result.aliases == ["challenger"]
+    assert result.champion_version is None
+    assert "does not beat the repeat_last baseline's" in result.reason
+    assert "never champion" in result.reason
+
+
+def test_changed_data_rescores_the_champion_on_the_new_test_windows(tiny_repo: Repo) -> None:
+    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    old_model, old_extra = _load(tiny_repo)
+    # new data: another noise draw, a higher level and a longer series; retrain on it
+    sine_frame(n=700, seed=7, level=60.0).to_csv(tiny_repo.root / "data/external/series.csv", index=False)
+    run_stages(tiny_repo.root)
+    second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert second.version == 2
+    assert "re-scored on the current test windows" in second.reason
+    champion_on_new = _mse_in_new_scale(old_model, old_extra, tiny_repo)
+    assert second.previous_champion_mse_scaled == pytest.approx(champion_on_new, rel=1e-4)
+    assert champion_on_new != pytest.approx(first.mse_scaled, rel=1e-3)
+    v1 = client_for(tiny_repo).get_model_version("tiny-lstm", "1")
+    new_hash = client_for(tiny_repo).get_model_version("tiny-lstm", "2").tags[DATA_HASH_TAG]
+    assert v1.tags[DATA_HASH_TAG] != new_hash
+    assert float(v1.tags[RESCORED_TAG + new_hash]) == pytest.approx(champion_on_new, rel=1e-4)
+    assert second.champion == (second.mse_scaled < champion_on_new)
+
+
+def _load(repo: Repo) -> tuple:
+    from tsforecast.model import load_model
+
+    return load_model(repo.paths.models / "model.pt")
+
+
+def _mse_in_new_scale(model: torch.nn.Module, extra: dict, repo: Repo) -> float:
+    """The old model on the new test windows, computed in data units, independently of registry."""
+    from tsforecast.windowing import load_prepared, window_starts
+
+    p = load_prepared(repo.paths.prepared)
+    L, H = p.input_size, p.horizon
+    own_mean, own_std = np.asarray(extra["scaler"]["mean"]), np.asarray(extra["scaler"]["std"])
+    data = p.scaler.mean[0] + p.scaler.std[0] * np.asarray(p.series, dtype="float64")  # (rows, 1)
+    starts = window_starts(p.bounds, "test", L, H, 1)
+    x = np.stack([(data[s : s + L] - own_mean) / own_std for s in starts]).astype("float32")  # (N, L, 1)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x)).double().numpy() * own_std[0] + own_mean[0]  # (N, H), data units
+    y = np.stack([data[s + L : s + L + H, 0] for s in starts])
+    return float(np.mean(((pred - y) / p.scaler.std[0]) ** 2))
+
+
+def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    client = client_for(tiny_repo)
+    run = client.get_run(result.run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "tsforecast"
+    assert run.data.params["window.input_size"] == "24"
+    assert run.data.params["model.hidden_size"] == "8"
+    assert run.data.params["data.covariates"] == "[]"
+    assert set(tiny_repo.cfg.flat()) <= set(run.data.params)
+    history = json.loads((tiny_repo.paths.plots / "loss.json").read_text())
+    for key in ("train_loss", "val_loss"):
+        steps = client.get_metric_history(result.run_id, key)
+        assert [m.step for m in steps] == [h["epoch"] for h in history]
+        assert [m.value for m in steps] == pytest.approx([h[key] for h in history])
+    m = run.data.metrics
+    assert m["test_mse_scaled"] == pytest.approx(result.mse_scaled)
+    assert m["baseline_repeat_last_mse_scaled"] == pytest.approx(result.baseline_repeat_last_mse_scaled)
+    assert "baseline_seasonal_naive_mse_scaled" in m and "test_mase" in m
+    assert "train_best_val_loss" in m and "train_n_params" in m
+    artifacts = _artifact_paths(client, result.run_id)
+    for expected in (
+        "plots/loss.png",
+        "plots/forecast.png",
+        "plots/error_by_step.png",
+        "validation/validation.json",
+        "validation/data_docs/index.html",
+        "config/params.resolved.json",
+        "config/params.yaml",
+        "config/model/config.json",
+        "metrics/evaluate.json",
+    ):
+        assert expected in artifacts, f"{expected} not logged; artifacts are {sorted(artifacts)}"
+
+
+def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out: set[str] = set()
+    for f in client.list_artifacts(run_id, path):
+        out |= _artifact_paths(client, run_id, f.path) if f.is_dir else {f.path}
+    return out
+
+
+def test_dvc_lock_is_logged_when_present(tiny_repo: Repo) -> None:
+    (tiny_repo.root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    assert "config/dvc.lock" in _artifact_paths(client_for(tiny_repo), result.run_id)
+
+
+def test_validated_data_is_logged_as_a_training_dataset_input(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    inputs = client_for(tiny_repo).get_run(result.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    ds = inputs[0]
+    assert {t.key: t.value for t in ds.tags}["mlflow.data.context"] == "training"
+    assert ds.dataset.source_type == "local"
+    assert "data/validated/data.parquet" in ds.dataset.source
+    assert json.loads(ds.dataset.profile)["num_rows"] == 600
+    assert ds.dataset.name.startswith("y ")
+
+
+def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> None:
+    root = tiny_repo.root
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    (root / ".gitignore").write_text("data/\nmodels/\nmetrics/\nplots/\nreports/\nmlflow.db*\nmlartifacts/\n")
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=root, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    raw_files = [p for p in (root / "data/raw").rglob("*") if p.is_file()]
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "ingest": {
+                "outs": [
+                    {
+                        "path": "data/raw",
+                        "hash": "md5",
+                        "md5": "0123456789abcdef0123456789abcdef.dir",
+                        "size": sum(p.stat().st_size for p in raw_files),
+                        "nfiles": len(raw_files),
+                    }
+                ]
+            }
+        },
+    }
+    import yaml
+
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))  # untracked: the tree is now dirty
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    client = client_for(tiny_repo)
+    tags = client.get_run(result.run_id).data.tags
+    assert tags["git.commit"] == commit == tags["mlflow.source.git.commit"]
+    assert tags["git.dirty"] == "true"
+    assert tags["data.raw.hash"] == "0123456789abcdef0123456789abcdef.dir"
+    assert tags["data.validated.hash"].startswith("sha256:")  # no lock entry: computed
+    assert tags["data.hash_source"] == "computed,dvc.lock"
+    assert tags["params.hash"] == tiny_repo.cfg.section_hash()
+    assert tags["tsforecast.reproduce"] == f"git checkout {commit} && dvc checkout"
+    assert f"git checkout {commit} && dvc checkout" in tags["mlflow.note.content"]
+    version = client.get_model_version("tiny-lstm", "1")
+    assert version.tags["git.commit"] == commit
+    assert version.tags["data.raw.hash"] == tags["data.raw.hash"]
+    assert f"git checkout {commit} && dvc checkout" in version.description
+
+
+def test_version_carries_metrics_data_hash_and_fingerprint_tags(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    tags = client_for(tiny_repo).get_model_version("tiny-lstm", "1").tags
+    assert float(tags[MSE_TAG]) == result.mse_scaled
+    assert float(tags["tsforecast.baseline_repeat_last_mse_scaled"]) == result.baseline_repeat_last_mse_scaled
+    assert tags[FINGERPRINT_TAG] == result.fingerprint
+    assert len(tags[DATA_HASH_TAG]) == 24
+    assert tags["tsforecast.gate"] == result.reason
+    for key in (
+        "tsforecast.mae_scaled",
+        "tsforecast.mase",
+        "tsforecast.n_windows",
+        "git.commit",
+        "params.hash",
+    ):
+        assert key in tags
+
+
+def test_rerun_registers_no_duplicate(tiny_repo: Repo) -> None:
+    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    again = run_register(tiny_repo.cfg, tiny_repo.paths)
+    client = client_for(tiny_repo)
+    assert again.reused is True and first.reused is False
+    assert (again.version, again.run_id, again.champion) == (first.version, first.run_id, True)
+    assert len(client.search_model_versions("name = 'tiny-lstm'")) == 1
+    assert len(client.search_runs([first.experiment_id])) == 1
+
+
+def test_sqlite_store_keeps_artifacts_beside_it(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    run = client_for(tiny_repo).get_run(result.run_id)
+    assert run.info.artifact_uri.startswith((tiny_repo.root / "mlartifacts").as_uri())
+    assert any((tiny_repo.root / "mlartifacts").rglob("model.pt"))
+
+
+def test_flat_metrics_names_test_baseline_and_train_values() -> None:
+    evaluate = {
+        "mse_scaled": 0.1,
+        "n_windows": 3,
+        "baselines": {"repeat_last": {"mse_scaled": 0.5}, "seasonal_naive": {"mse_scaled": 0.2}},
+        "beats": {"repeat_last": True, "seasonal_naive": False},
+    }
+    train = {"epochs": 2, "best_val_loss": 0.3, "train_seconds": 1.5, "device": "cpu"}
+    assert flat_metrics(evaluate, train) == {
+        "test_mse_scaled": 0.1,
+        "test_n_windows": 3.0,
+        "baseline_repeat_last_mse_scaled": 0.5,
+        "baseline_seasonal_naive_mse_scaled": 0.2,
+        "test_beats_repeat_last": 1.0,
+        "test_beats_seasonal_naive": 0.0,
+        "train_epochs": 2.0,
+        "train_best_val_loss": 0.3,
+        "train_seconds": 1.5,
+    }
