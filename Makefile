@@ -31,6 +31,7 @@ install: $(VENV)/.stamp-install  ## create .venv and install the package (torch 
 install-dev: $(VENV)/.stamp-dev  ## install with the dev extras (pytest, ruff, hypothesis, ...)
 
 run: install  ## run the whole pipeline with DVC on params.yaml
+	$(BIN)/tsforecast params > /dev/null  # every key of params.yaml is checked, not only the ones a changed stage reads
 	$(BIN)/dvc repro
 
 test: install-dev  ## run the whole test suite

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tsforecast.config import BUILTIN_TAYLOR, DataConfig
 from tsforecast.errors import DataError
-from tsforecast.io import atomic_dir, write_json
+from tsforecast.io import atomic_dir, recover_dir, write_json
 from tsforecast.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def run_ingest(cfg: DataConfig, paths: Paths) -> IngestResult:
 
 def read_raw(raw_dir: Path) -> pd.DataFrame:
     """The frame that ``ingest`` wrote."""
+    recover_dir(raw_dir, clean=False)  # a swap killed between its two renames
     path = raw_dir / RAW_FILE
     if not path.is_file():
         raise DataError(f"{path} not found; run `tsforecast ingest` (or `dvc repro ingest`) first")

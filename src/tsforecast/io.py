@@ -21,8 +21,11 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def recover_dir(target: Path) -> None:
-    """Undo a swap that was killed between its two renames, and drop stale temp dirs."""
+def recover_dir(target: Path, clean: bool = True) -> None:
+    """Undo a swap that was killed between its two renames; with ``clean``, drop stale temp dirs.
+
+    Readers call it with ``clean=False``: a temp dir may belong to a writer still running.
+    """
     target = Path(target)
     parent = target.parent
     if not parent.is_dir():
@@ -31,6 +34,8 @@ def recover_dir(target: Path) -> None:
     if not target.exists() and olds:
         os.replace(olds[-1], target)
         olds = olds[:-1]
+    if not clean:
+        return
     for stale in [*olds, *parent.glob(f".{target.name}.tmp-*")]:
         shutil.rmtree(stale, ignore_errors=True)
 

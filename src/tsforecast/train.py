@@ -439,7 +439,8 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT
     fingerprint = _fingerprint(cfg, paths.prepared)
-    model, info = fit(cfg, prepared, device, ckpt, fingerprint)  # pure-ish: compute
+    progress = os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
+    model, info = fit(cfg, prepared, device, ckpt, fingerprint, progress=progress)  # compute
 
     extra = {
         "config": cfg.model_dump(mode="json"),

@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tsforecast.config import Config, SplitConfig, WindowConfig
 from tsforecast.errors import DataError
-from tsforecast.io import atomic_dir, read_json, write_json
+from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
 from tsforecast.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,22 @@ def required_rows(split: SplitConfig, window: WindowConfig, n_rows: int | None =
     )
 
 
+def least_rows(split: SplitConfig, need_train: int, need_eval: int) -> int:
+    """The fewest rows whose fraction split, rounded down as ``split_sizes`` does, fits the windows."""
+
+    def fits(n: int) -> bool:
+        return all(
+            s >= k for s, k in zip(split_sizes(n, split), (need_train, need_eval, need_eval), strict=True)
+        )
+
+    n = int(np.ceil(max(need_train / split.train, need_eval / split.val, need_eval / split.test)))
+    while n > 1 and fits(n - 1):
+        n -= 1
+    while not fits(n):
+        n += 1
+    return n
+
+
 def split_rows(n_rows: int, split: SplitConfig, window: WindowConfig) -> SplitBounds:
     """Chronological row ranges; fails naming the sizes when a split is too small."""
     n_train, n_val, n_test = split_sizes(n_rows, split)
@@ -117,8 +133,7 @@ def split_rows(n_rows: int, split: SplitConfig, window: WindowConfig) -> SplitBo
             total_need = (L + H) + 2 * need_eval
             hint = f"raise the row counts (at least {total_need} rows in all)"
         else:
-            frac = min(split.train / (L + H), split.val / need_eval, split.test / need_eval)
-            total_need = int(np.ceil(1 / frac)) if frac > 0 else 0
+            total_need = least_rows(split, L + H, need_eval)
             hint = f"with these fractions the series needs at least {total_need} rows, it has {n_rows}"
         raise DataError(
             f"not enough rows for the split and the window: {', '.join(problems)}; "
@@ -201,6 +216,7 @@ def read_validated(validated_dir: Path) -> tuple[pd.DataFrame, dict]:
     """The frame and meta that ``validate`` wrote."""
     from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
 
+    recover_dir(validated_dir, clean=False)  # a swap killed between its two renames
     path = validated_dir / VALIDATED_FILE
     if not path.is_file():
         raise DataError(f"{path} not found; run `tsforecast validate` (or `dvc repro validate`) first")
@@ -257,6 +273,7 @@ def run_window(cfg: Config, paths: Paths) -> WindowResult:
 
 def load_prepared(prepared_dir: Path, mmap: bool = False) -> Prepared:
     """Read what ``run_window`` wrote."""
+    recover_dir(prepared_dir, clean=False)
     path = prepared_dir / SERIES_FILE
     if not path.is_file():
         raise DataError(f"{path} not found; run `tsforecast window` (or `dvc repro window`) first")

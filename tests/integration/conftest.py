@@ -40,7 +40,11 @@ def hourly_series(n: int = 720, seed: int = 0) -> pd.DataFrame:
     temp = 15 + 5 * np.sin(2 * np.pi * t / 24 - 1) + rng.normal(0, 0.5, n)
     load = 100 + 20 * np.sin(2 * np.pi * t / 24) + 0.8 * temp + rng.normal(0, 1.0, n)
     return pd.DataFrame(
-        {"time": pd.date_range("2024-01-01", periods=n, freq="h"), "load": load.round(3), "temp": temp.round(3)}
+        {
+            "time": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "load": load.round(3),
+            "temp": temp.round(3),
+        }
     )
 
 

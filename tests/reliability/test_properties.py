@@ -123,12 +123,6 @@ def named_row_count(split: SplitConfig, window: WindowConfig) -> int:
     return int(found.group(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="split_rows names ceil(1/min(fraction/need)) rows: float rounding makes it one too many "
-    "(0.01 x 7300 fits, 7301 is named) or one too few (340 x 0.35 = 118.99..., 340 is named but "
-    "does not fit); fix: search the least n as validate.min_rows does",
-)
 @PROPS
 @example(
     split=SplitConfig(train=0.35, val=0.3, test=0.3, lookback=True),
