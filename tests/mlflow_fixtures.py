@@ -16,8 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.processes import free_port, start_in_own_session, stop_process_group, tail
 from tsforecast.config import Config, load_config
 from tsforecast.paths import Paths
 
@@ -184,49 +183,6 @@ def fixture_tiny_repo(tiny_repo_template: Path, tmp_path: Path, monkeypatch: pyt
 
 
 # ---------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_in_own_session(
-    args: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path
-) -> subprocess.Popen:
-    """Start ``args`` in a new session (its own process group), output appended to ``log``."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            list(args),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop_process_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM the process group of ``proc``; SIGKILL what is left after ``timeout``."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"({path} not readable)"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -109,8 +109,31 @@ def fast_cpu_math() -> None:
     tune_allocator()
 
 
-def amp_context(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on the CPU."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX tiles or AVX512-BF16).
+
+    ``TSFORECAST_CPU_BF16=0`` turns bf16 training off (fp32 everywhere on the CPU).
+    """
+    if os.environ.get("TSFORECAST_CPU_BF16") == "0":
+        return False
+    try:  # private helpers of torch.cpu; absent or failing means "no"
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def amp_context(device: torch.device, train: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision: on CUDA bf16 where supported (else fp16); on the CPU bf16 for the
+    training step only (``train=True``) and only where the CPU has native bf16.
+
+    On a CPU with AMX the LSTM forward/backward in bf16 (fp32 weights, optimizer and loss)
+    ran 1.6x faster (benchmarks/run.py sizes, L=96) and reached the same val and test MSE
+    (L=336, H=48: 0.012537 vs 0.012536). Validation and evaluation stay fp32 on the CPU.
+    """
+    if device.type == "cpu":
+        if train and cpu_has_native_bf16():
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
     if device.type != "cuda":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -301,7 +324,7 @@ def fit(
         )
         for b in bar:
             x, y = train_b.batch(perm[b * tc.batch_size : (b + 1) * tc.batch_size])
-            with amp_context(device):
+            with amp_context(device, train=True):
                 pred = model(x)
                 loss = loss_fn(pred.float(), y)
             loss_value = float(loss.detach())
