@@ -16,7 +16,7 @@ from bench_data import SpeedSetup
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tsforecast.model import LSTMForecaster
+from tsforecast.train import build_model
 
 
 def materialise(series: np.ndarray, starts: np.ndarray, L: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,18 +50,7 @@ def train_plain(setup: SpeedSetup) -> dict[str, Any]:
         shuffle=True,
         generator=torch.Generator().manual_seed(cfg.train.seed),
     )
-    m = cfg.model
-    model = LSTMForecaster(
-        n_features=X.shape[2],
-        input_size=L,
-        horizon=H,
-        hidden_size=m.hidden_size,
-        num_layers=m.num_layers,
-        dropout=m.dropout,
-        cell=m.cell,
-        window_norm=m.window_norm,
-        linear_skip=m.linear_skip,
-    )
+    model = build_model(cfg, n_features=X.shape[2])  # the same constructor call as tsforecast.train
     optimizer = torch.optim.Adam(model.parameters())
     loss_fn = nn.MSELoss()
     history = []

@@ -25,7 +25,7 @@ from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
 from tsforecast.train import WindowBatches, predict_scaled
-from tsforecast.windowing import Prepared, load_prepared, window_starts
+from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def score(model: LSTMForecaster, prepared: Prepared, seasonal_period: int, part:
     series = torch.from_numpy(np.ascontiguousarray(prepared.series, dtype=np.float32))
     batches = WindowBatches(series, torch.from_numpy(starts), L, H)
     p_model, y = predict_scaled(model, batches, torch.device("cpu"))
-    x_target = np.stack([prepared.series[s : s + L, 0] for s in starts]).astype("float32")  # (N, L)
+    x_target = np.asarray(sliding_windows(prepared.series, L, H)[0][starts, :, 0], dtype="float32")  # (N, L)
     preds = {
         MODEL_KEY: p_model,
         "repeat_last": repeat_last(x_target, H),

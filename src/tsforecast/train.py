@@ -305,10 +305,8 @@ def fit(
         len(val_b),
         steps_per_epoch,
     )
-    stopped_early = False
     for epoch in range(start_epoch, tc.epochs + 1):
-        if bad_epochs >= tc.patience:
-            stopped_early = True
+        if bad_epochs >= tc.patience:  # also true on resuming a run that had already stopped
             break
         model.train()
         t0 = time.perf_counter()
@@ -401,8 +399,7 @@ def fit(
                     "samples": samples,
                 },
             )
-    if bad_epochs >= tc.patience and not stopped_early and history and history[-1]["epoch"] < tc.epochs:
-        stopped_early = True
+    stopped_early = bool(history) and history[-1]["epoch"] < tc.epochs  # only patience ends the loop early
     assert best_state is not None
     model.load_state_dict(best_state)  # the best epoch's weights, not the last
     model.eval()
