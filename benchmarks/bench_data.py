@@ -44,16 +44,18 @@ PLAIN_RECIPE = {
 }
 
 
-def speed_config(epochs: int, quick: bool, recipe: str = "params") -> Config:
+def speed_config(epochs: int, quick: bool, recipe: str = "params", seed: int | None = None) -> Config:
     """params.yaml with the window and model pinned to the speed benchmark's sizes.
 
-    ``recipe="plain"`` also swaps the optimisation settings for :data:`PLAIN_RECIPE`.
+    ``recipe="plain"`` also swaps the optimisation settings for :data:`PLAIN_RECIPE`;
+    ``seed`` replaces ``train.seed`` (each speed pair runs with its own seed).
     """
     s = QUICK_SPEED if quick else SPEED
     return load_config(
         PARAMS,
         {
             **(PLAIN_RECIPE if recipe == "plain" else {}),
+            **({} if seed is None else {"train.seed": seed}),
             "window.input_size": s["L"],
             "window.horizon": s["H"],
             "window.stride": 1,
@@ -70,9 +72,11 @@ def speed_config(epochs: int, quick: bool, recipe: str = "params") -> Config:
     )
 
 
-def speed_setup(epochs: int, quick: bool = False, recipe: str = "params") -> SpeedSetup:
+def speed_setup(
+    epochs: int, quick: bool = False, recipe: str = "params", seed: int | None = None
+) -> SpeedSetup:
     """Taylor's series scaled by its train mean/std, split as params.yaml says."""
-    cfg = speed_config(epochs, quick, recipe)
+    cfg = speed_config(epochs, quick, recipe, seed)
     frame = load_taylor_frame()
     if quick:
         frame = frame.iloc[: QUICK_SPEED["rows"]]

@@ -11,7 +11,7 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import pandas as pd
 import yaml
@@ -24,6 +24,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +36,22 @@ BUILTIN_TAYLOR = "builtin:taylor"
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """pydantic reads ``true`` as 1 for an int field; a YAML boolean there is a mistake."""
+        if isinstance(v, bool) and info.field_name is not None:
+            ann = cls.model_fields[info.field_name].annotation
+            allowed = ann is bool or (get_origin(ann) is Literal and v in get_args(ann))
+            if not allowed:
+                raise ValueError(f"expected {_expected(ann)}, got the boolean {str(v).lower()}")
+        return v
+
+
+def _expected(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return "a number" if text in {"int", "float"} or "int" in text.lower() else f"a value of type {text}"
 
 
 class DataConfig(_Section):
@@ -153,6 +170,9 @@ class TrainConfig(_Section):
     seed: NonNegativeInt = 42
     device: str = "auto"
     resume: bool = True
+    # CPU only: split each batch over this many threads, one core each, and sum their
+    # gradients (data parallelism inside one process); auto = min(torch threads, batch_size // 16, 8)
+    cpu_shards: Literal["auto"] | PositiveInt = "auto"
 
     @field_validator("device")
     @classmethod
@@ -250,20 +270,43 @@ def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
     return raw
 
 
+def _key_path(loc: tuple[Any, ...], unknown: bool) -> tuple[Any, ...]:
+    """The user's dotted key in pydantic's ``loc``, without its union and validator tags
+    (``literal['auto']``, ``constrained-int``, ``function-after[...]``). For an unknown key the
+    last part is the key itself, whatever its name."""
+    parts = list(loc)
+    last = parts.pop() if unknown and parts else None
+    out: list[Any] = []
+    current: Any = Config
+    for part in parts:
+        fields = getattr(current, "model_fields", None)
+        if fields is None or str(part) not in fields:
+            continue  # a tag pydantic adds inside a field: not a key
+        out.append(part)
+        ann = fields[str(part)].annotation
+        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return (*out, last) if last is not None else tuple(out)
+
+
 def format_validation_error(err: ValidationError, raw: dict[str, Any], source: str) -> str:
     """One line per problem: the dotted key, the bad value, what is expected."""
-    lines = []
+    unknown_lines: list[str] = []
+    invalid: dict[str, list[str]] = {}  # key=value -> what each union member expected
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not str(p).startswith(("function-", "float", "int")))
-        key = ".".join(str(p) for p in loc) or "<top level>"
-        if e["type"] == "extra_forbidden":
+        is_unknown = e["type"] == "extra_forbidden"
+        loc = _key_path(tuple(e["loc"]), is_unknown)
+        key = ".".join(str(p) for p in loc)
+        if is_unknown:
             allowed = _allowed_keys(Config, loc)
-            lines.append(f"{source}: unknown key '{key}'; allowed keys here are {allowed}")
+            unknown_lines.append(f"{source}: unknown key '{key}'; allowed keys here are {allowed}")
             continue
-        value = _lookup(raw, loc)
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {key}={value!r} is invalid: {msg}")
-    # pydantic reports one error per union member; keep each distinct line once
+        head = f"{source}: {key}={_lookup(raw, loc)!r} is invalid" if key else f"{source}: invalid params"
+        invalid.setdefault(head, [])
+        if msg not in invalid[head]:
+            invalid[head].append(msg)
+    # pydantic reports one error per member of a union: one line per key, the expectations joined
+    lines = unknown_lines + [f"{head}: {' or '.join(msgs)}" for head, msgs in invalid.items()]
     return "\n".join(dict.fromkeys(lines))
 
 

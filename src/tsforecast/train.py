@@ -215,6 +215,77 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def cpu_shards(cfg: TrainConfig, device: torch.device) -> int:
+    """How many shards the CPU training step splits a batch into (1 = no sharding).
+
+    ``auto``: one per torch intra-op thread, at most 8 and at least 16 windows each. On
+    CUDA (one device) always 1.
+    """
+    if device.type != "cpu":
+        return 1
+    if cfg.cpu_shards == "auto":
+        return max(1, min(torch.get_num_threads(), cfg.batch_size // 16, 8))
+    return int(cfg.cpu_shards)
+
+
+class ShardedStep:
+    """Data parallelism over CPU cores inside one process.
+
+    A batch-64 LSTM step is bound by the per-time-step latency of small matmuls, so two
+    intra-op threads on one batch barely beat one. Instead each of ``shards`` Python
+    threads (one intra-op thread each: the heavy ops release the GIL) runs forward and
+    ``torch.autograd.grad`` on its slice of the batch with the shared weights; the
+    slices' losses are weighted by their share of the batch, so the summed gradient is
+    the full batch's, as with ``DistributedDataParallel``. Each shard draws its dropout
+    masks from its own generator, re-seeded from (seed, epoch, shard) at every epoch, so
+    a run (and a resumed run) is reproducible whatever order the threads run in.
+    """
+
+    def __init__(self, model: LSTMForecaster, shards: int, seed: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.model, self.shards, self.seed = model, shards, seed
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.generators = [torch.Generator() for _ in range(shards)]
+        self.pool = ThreadPoolExecutor(shards, thread_name_prefix="tsforecast-shard")
+        # One intra-op thread per shard (more where cores outnumber shards), set once for the
+        # whole run: changing it per step costs more than the sharding gains. close() restores it.
+        self.threads_before = torch.get_num_threads()
+        torch.set_num_threads(max(1, self.threads_before // shards))
+
+    def start_epoch(self, epoch: int) -> None:
+        for k, g in enumerate(self.generators):
+            g.manual_seed(self.seed * 1_000_003 + epoch * 1_009 + k)
+
+    def _shard(self, k: int, x: torch.Tensor, y: torch.Tensor, weight: float, loss_fn: nn.Module) -> Any:
+        with amp_context(x.device, train=True):
+            pred = self.model(x, generator=self.generators[k])
+            loss = loss_fn(pred.float(), y) * weight
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return loss.detach(), grads
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> float:
+        """Forward and backward over the batch; sets every ``.grad``; returns the batch loss."""
+        n = len(x)
+        parts = [
+            (k, xs, ys)
+            for k, (xs, ys) in enumerate(
+                zip(x.tensor_split(self.shards), y.tensor_split(self.shards), strict=True)
+            )
+            if len(xs)
+        ]
+        futures = [self.pool.submit(self._shard, k, xs, ys, len(xs) / n, loss_fn) for k, xs, ys in parts]
+        results = [f.result() for f in futures]  # in shard order: the sums below are deterministic
+        for i, p in enumerate(self.params):
+            gs = [g[i] for _, g in results if g[i] is not None]
+            p.grad = torch.stack(gs).sum(0) if gs else None
+        return float(sum(loss for loss, _ in results))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        torch.set_num_threads(self.threads_before)
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     from tsforecast.io import atomic_file
 
@@ -296,109 +367,123 @@ def fit(
             log.info("resuming from checkpoint after epoch %d (best val %.5f)", state["epoch"], best_val)
 
     n_params = model.n_params()
+    shards = cpu_shards(tc, device)
+    sharded = ShardedStep(model, shards, tc.seed) if shards > 1 else None
     log.info(
-        "training %s (%d params) on %s: %d train / %d val windows, %d steps/epoch",
+        "training %s (%d params) on %s%s: %d train / %d val windows, %d steps/epoch",
         cfg.model.cell.upper(),
         n_params,
         device,
+        f", batches split over {shards} threads" if sharded else "",
         len(train_b),
         len(val_b),
         steps_per_epoch,
     )
-    for epoch in range(start_epoch, tc.epochs + 1):
-        if bad_epochs >= tc.patience:  # also true on resuming a run that had already stopped
-            break
-        model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(train_b), generator=gen).to(device)
-        running, seen = 0.0, 0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch}/{tc.epochs}",
-            unit="batch",
-            leave=False,
-            disable=not progress,
-            mininterval=0.5,
-        )
-        for b in bar:
-            x, y = train_b.batch(perm[b * tc.batch_size : (b + 1) * tc.batch_size])
-            with amp_context(device, train=True):
-                pred = model(x)
-                loss = loss_fn(pred.float(), y)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise TrainingError(
-                    f"train loss is {loss_value} at epoch {epoch}, batch {b + 1}/{steps_per_epoch}; "
-                    f"training stopped - lower train.lr (now {tc.lr:g}), keep train.grad_clip > 0 "
-                    "or check the data for extreme values"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            running += loss_value * len(x)
-            seen += len(x)
-            if b % 10 == 0:
-                bar.set_postfix(loss=f"{running / seen:.4f}")
-        bar.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
-        samples += seen
-        pv, tv = predict_scaled(model, val_b, device)
-        val_loss = float(np.mean((pv - tv) ** 2))
-        if not math.isfinite(val_loss):
-            raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
-        improved = val_loss < best_val - 1e-7
-        if improved:
-            best_val, best_epoch, bad_epochs = val_loss, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": running / max(seen, 1),
-                "val_loss": val_loss,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": epoch_time,
-            }
-        )
-        log.info(
-            "epoch %d/%d: train %.5f, val %.5f%s, %.1fs (%.0f windows/s)",
-            epoch,
-            tc.epochs,
-            running / max(seen, 1),
-            val_loss,
-            " *" if improved else "",
-            epoch_time,
-            seen / max(epoch_time, 1e-9),
-        )
-        if checkpoint_path is not None:
-            _save_checkpoint(
-                checkpoint_path,
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": json.dumps(history),
-                    "best_val": best_val,
-                    "best_epoch": best_epoch,
-                    "best_state": best_state,
-                    "bad_epochs": bad_epochs,
-                    "train_time": train_time,
-                    "samples": samples,
-                },
+    try:
+        for epoch in range(start_epoch, tc.epochs + 1):
+            if bad_epochs >= tc.patience:  # also true on resuming a run that had already stopped
+                break
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(train_b), generator=gen).to(device)
+            running, seen = 0.0, 0
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"epoch {epoch}/{tc.epochs}",
+                unit="batch",
+                leave=False,
+                disable=not progress,
+                mininterval=0.5,
             )
+            if sharded is not None:
+                sharded.start_epoch(epoch)
+            for b in bar:
+                x, y = train_b.batch(perm[b * tc.batch_size : (b + 1) * tc.batch_size])
+                optimizer.zero_grad(set_to_none=True)
+                if sharded is not None:
+                    loss_value = sharded(x, y, loss_fn)  # sets the grads
+                else:
+                    with amp_context(device, train=True):
+                        pred = model(x)
+                        loss = loss_fn(pred.float(), y)
+                    loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise TrainingError(
+                        f"train loss is {loss_value} at epoch {epoch}, batch {b + 1}/{steps_per_epoch}; "
+                        f"training stopped - lower train.lr (now {tc.lr:g}), keep train.grad_clip > 0 "
+                        "or check the data for extreme values"
+                    )
+                if sharded is None:
+                    scaler.scale(loss).backward()
+                if tc.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                running += loss_value * len(x)
+                seen += len(x)
+                if b % 10 == 0:
+                    bar.set_postfix(loss=f"{running / seen:.4f}")
+            bar.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
+            samples += seen
+            pv, tv = predict_scaled(model, val_b, device)
+            val_loss = float(np.mean((pv - tv) ** 2))
+            if not math.isfinite(val_loss):
+                raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
+            improved = val_loss < best_val - 1e-7
+            if improved:
+                best_val, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": running / max(seen, 1),
+                    "val_loss": val_loss,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": epoch_time,
+                }
+            )
+            log.info(
+                "epoch %d/%d: train %.5f, val %.5f%s, %.1fs (%.0f windows/s)",
+                epoch,
+                tc.epochs,
+                running / max(seen, 1),
+                val_loss,
+                " *" if improved else "",
+                epoch_time,
+                seen / max(epoch_time, 1e-9),
+            )
+            if checkpoint_path is not None:
+                _save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": json.dumps(history),
+                        "best_val": best_val,
+                        "best_epoch": best_epoch,
+                        "best_state": best_state,
+                        "bad_epochs": bad_epochs,
+                        "train_time": train_time,
+                        "samples": samples,
+                    },
+                )
+    finally:
+        if sharded is not None:
+            sharded.close()
+
     stopped_early = bool(history) and history[-1]["epoch"] < tc.epochs  # only patience ends the loop early
     assert best_state is not None
     model.load_state_dict(best_state)  # the best epoch's weights, not the last

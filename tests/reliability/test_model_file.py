@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests.reliability.conftest import Repo, assert_user_error
+from tsforecast.model import MODEL_FORMAT
 
 MODEL = "models/model.pt"
 KEPT = ("metrics", "plots", "models")
@@ -34,12 +35,12 @@ class _Payload:
 
 
 def plain_pickle(marker: Path, good: bytes) -> bytes:
-    return pickle.dumps({"format": "tsforecast.LSTMForecaster/1", "args": _Payload(marker)})
+    return pickle.dumps({"format": MODEL_FORMAT, "args": _Payload(marker)})
 
 
 def torch_file_smuggling_an_object(marker: Path, good: bytes) -> bytes:
     buf = io.BytesIO()
-    torch.save({"format": "tsforecast.LSTMForecaster/1", "state_dict": {}, "extra": _Payload(marker)}, buf)
+    torch.save({"format": MODEL_FORMAT, "state_dict": {}, "extra": _Payload(marker)}, buf)
     return buf.getvalue()
 
 

@@ -136,16 +136,21 @@ class KillScenario:
     status_after_resume: dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def killed_then_resumed(good_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> KillScenario:
+@pytest.fixture(scope="module", params=[1, 2], ids=["unsharded", "2-shards"])
+def killed_then_resumed(
+    good_repo: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> KillScenario:
+    """The scenario with the plain step (global RNG) and with the sharded CPU step (per-shard
+    dropout generators re-seeded each epoch): both must resume to the unbroken result."""
+    params = {**LONGER_TRAINING, "train.cpu_shards": request.param}
     base = tmp_path_factory.mktemp("kill")
     unbroken = copy_of(good_repo, base / "unbroken")
-    unbroken.set_params(**LONGER_TRAINING)
+    unbroken.set_params(**params)
     reference = unbroken.dvc("repro", "evaluate")
     assert reference.returncode == 0, reference
 
     killed = copy_of(good_repo, base / "killed")
-    killed.set_params(**LONGER_TRAINING)
+    killed.set_params(**params)
     before = killed.digest()
     kill_run = kill_train_mid_epoch(killed, KILL_IN_EPOCH)
     after_kill = killed.digest()

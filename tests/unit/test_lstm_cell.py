@@ -10,14 +10,7 @@ from torch import nn
 
 from tsforecast.lstm_cell import LSTMCell, ReferenceLSTM, copy_from_torch_lstm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: more threads only contend, badly so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _torch_lstm(D: int, H: int, layers: int, seed: int = 0) -> nn.LSTM:

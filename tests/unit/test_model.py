@@ -12,18 +12,20 @@ import pytest
 import torch
 
 from tsforecast.errors import ModelLoadError
-from tsforecast.model import MODEL_FORMAT, LSTMForecaster, ModelArgs, load_model, model_to_bytes, save_model
+from tsforecast.model import (
+    MODEL_FORMAT,
+    LSTMForecaster,
+    ModelArgs,
+    load_model,
+    locked_dropout,
+    model_to_bytes,
+    save_model,
+)
 
 B = 5  # batch size used throughout
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: more threads only contend, badly so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**overrides) -> LSTMForecaster:
@@ -70,8 +72,30 @@ def test_output_shape_is_batch_by_horizon(L, H, C, cell, window_norm, linear_ski
 
 def test_single_layer_model_ignores_dropout_between_layers():
     model = _model(num_layers=1, dropout=0.5)
-    assert model.rnn.dropout == 0.0
+    assert model.dropout == 0.0
     assert model.args.dropout == 0.5
+
+
+def test_locked_dropout_shares_one_mask_across_time_and_keeps_the_mean():
+    torch.manual_seed(0)
+    x = torch.ones(512, 7, 16)  # (B, L, D)
+    y = locked_dropout(x, 0.25)
+    assert torch.equal(y, y[:, :1, :].expand_as(y))  # same mask at every step
+    assert torch.equal(y.unique(), torch.tensor([0.0, 1 / 0.75]))  # dropped, or scaled by 1 / keep
+    assert abs((y[:, 0] == 0).float().mean().item() - 0.25) < 0.02
+    assert abs(y.mean().item() - 1.0) < 0.03
+
+
+def test_dropout_acts_between_layers_in_training_only():
+    model = _model(num_layers=2, dropout=0.5)
+    x = torch.randn(4, model.args.input_size, model.args.n_features)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(2)
+    assert not torch.equal(a, model(x))
 
 
 def test_n_params_counts_every_trainable_parameter():
@@ -295,16 +319,26 @@ def test_load_refuses_a_torch_file_of_another_format(tmp_path):
     torch.save(
         {"format": "someone-else/2", "args": asdict(model.args), "state_dict": model.state_dict()}, path
     )
-    with pytest.raises(
-        ModelLoadError, match=re.escape("format 'someone-else/2' is not 'tsforecast.LSTMForecaster/1'")
-    ):
+    with pytest.raises(ModelLoadError, match=re.escape(f"format 'someone-else/2' is not '{MODEL_FORMAT}'")):
         load_model(path)
+
+
+def test_load_names_an_older_model_format_and_the_fix(tmp_path):
+    model = _model()
+    path = tmp_path / "model.pt"
+    old = "tsforecast.LSTMForecaster/1"
+    torch.save({"format": old, "args": asdict(model.args), "state_dict": model.state_dict()}, path)
+    with pytest.raises(
+        ModelLoadError, match=re.escape(f"format {old!r} was written by another tsforecast")
+    ) as e:
+        load_model(path)
+    assert "retrain with `tsforecast train`" in str(e.value)
 
 
 def test_load_refuses_a_torch_file_that_is_not_a_dict(tmp_path):
     path = tmp_path / "model.pt"
     torch.save([torch.zeros(3)], path)
-    with pytest.raises(ModelLoadError, match="format 'list' is not 'tsforecast.LSTMForecaster/1'"):
+    with pytest.raises(ModelLoadError, match=re.escape(f"format 'list' is not '{MODEL_FORMAT}'")):
         load_model(path)
 
 
