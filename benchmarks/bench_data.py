@@ -44,11 +44,18 @@ PLAIN_RECIPE = {
 }
 
 
-def speed_config(epochs: int, quick: bool, recipe: str = "params", seed: int | None = None) -> Config:
+def speed_config(
+    epochs: int,
+    quick: bool,
+    recipe: str = "params",
+    seed: int | None = None,
+    extra: dict[str, object] | None = None,
+) -> Config:
     """params.yaml with the window and model pinned to the speed benchmark's sizes.
 
     ``recipe="plain"`` also swaps the optimisation settings for :data:`PLAIN_RECIPE`;
-    ``seed`` replaces ``train.seed`` (each speed pair runs with its own seed).
+    ``seed`` replaces ``train.seed`` (each speed pair runs with its own seed); ``extra``
+    adds dotted-key overrides (the ablation's ``train.cpu_shards: 1``).
     """
     s = QUICK_SPEED if quick else SPEED
     return load_config(
@@ -68,15 +75,20 @@ def speed_config(epochs: int, quick: bool, recipe: str = "params", seed: int | N
             "train.patience": epochs + 1,  # never stop early: both loops run the same steps
             "train.device": "cpu",
             "train.resume": False,
+            **(extra or {}),
         },
     )
 
 
 def speed_setup(
-    epochs: int, quick: bool = False, recipe: str = "params", seed: int | None = None
+    epochs: int,
+    quick: bool = False,
+    recipe: str = "params",
+    seed: int | None = None,
+    extra: dict[str, object] | None = None,
 ) -> SpeedSetup:
     """Taylor's series scaled by its train mean/std, split as params.yaml says."""
-    cfg = speed_config(epochs, quick, recipe, seed)
+    cfg = speed_config(epochs, quick, recipe, seed, extra)
     frame = load_taylor_frame()
     if quick:
         frame = frame.iloc[: QUICK_SPEED["rows"]]

@@ -128,7 +128,11 @@ def worker_ours(args: dict[str, Any]) -> dict[str, Any]:
     from tsforecast.train import cpu_shards, fast_cpu_math, fit, tune_allocator
 
     recipe = args.get("recipe", "params")
-    setup = speed_setup(args["epochs"], args["quick"], recipe, args.get("seed"))
+    plain_math = bool(args.get("fp32_unsharded"))  # the ablation: our loop without its two speed-ups
+    if plain_math:
+        os.environ["TSFORECAST_CPU_BF16"] = "0"
+    extra = {"train.cpu_shards": 1} if plain_math else None
+    setup = speed_setup(args["epochs"], args["quick"], recipe, args.get("seed"), extra)
     device = torch.device(args.get("device", "cpu"))
     fast_cpu_math()
     allocator_tuned = tune_allocator()  # idempotent: reports whether mallopt took
@@ -139,6 +143,7 @@ def worker_ours(args: dict[str, Any]) -> dict[str, Any]:
     out.update(
         loop="ours",
         recipe=recipe,
+        fp32_unsharded=plain_math,
         seed=setup.cfg.train.seed,
         cpu_shards=cpu_shards(setup.cfg.train, device),
         device=str(device),
@@ -434,6 +439,40 @@ def bench_speed(
     }
 
 
+def bench_ablation(
+    seeds: list[int], epochs: int, quick: bool, scratch: Path, deadline: float, threads: int | None
+) -> dict[str, Any]:
+    """Ours again at the speed pairs' seeds with bf16 off and one shard: what the two speed-ups
+    cost in accuracy (val MSE at the same seeds) and what they buy (samples/s)."""
+    runs = []
+    for seed in seeds:
+        t = time.perf_counter()
+        res = run_worker(
+            "ours",
+            {"epochs": epochs, "quick": quick, "threads": threads, "seed": seed, "fp32_unsharded": True},
+            scratch,
+            None,
+        )
+        runs.append(res)
+        log(
+            f"ablation {len(runs)}/{len(seeds)}: ours fp32, one shard, seed {seed}: "
+            f"{res['samples_per_second']:.1f} samples/s, val MSE {res['val_mse_final']:.4f} "
+            f"({time.perf_counter() - t:.1f}s)"
+        )
+        if time.perf_counter() + (time.perf_counter() - t) > deadline and len(runs) < len(seeds):
+            log(f"ablation: stopping after {len(runs)} of {len(seeds)} seeds: the time budget")
+            break
+    return {
+        "what": "tsforecast.train.fit with TSFORECAST_CPU_BF16=0 and train.cpu_shards=1, at the seeds "
+        "of the speed pairs",
+        "seeds": [r["seed"] for r in runs],
+        "samples_per_second": statistics.median(r["samples_per_second"] for r in runs),
+        "val_mse_mean": statistics.fmean(r["val_mse_final"] for r in runs),
+        "val_mse_by_seed": {str(r["seed"]): r["val_mse_final"] for r in runs},
+        "epoch_seconds": [r["epoch_seconds"] for r in runs],
+    }
+
+
 def bench_windowing(rows: int = WINDOWING_ROWS) -> dict[str, Any]:
     """Peak bytes numpy allocates (tracemalloc) while building every window of a long series."""
     import numpy as np
@@ -627,6 +666,16 @@ def report_rows(res: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
             else "-",
         ),
         (
+            "ablation: ours fp32, one shard: samples/s, val MSE mean (full loop, same seeds)",
+            (
+                f"{sp['ablation']['samples_per_second']:.1f}, {sp['ablation']['val_mse_mean']:.4f} "
+                f"({sp['ablation']['val_mse_mean_full_loop_same_seeds']:.4f}), "
+                f"{len(sp['ablation']['seeds'])} seeds"
+            )
+            if sp.get("ablation")
+            else "- (--ablation)",
+        ),
+        (
             "peak RSS MB: ours / plain",
             f"{sp['ours_peak_rss_mb']:.0f} / {sp['plain_peak_rss_mb']:.0f}",
         ),
@@ -784,6 +833,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch intra-op threads for every loop and the inference step (default: torch's own choice)",
     )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run ours with bf16 off and one shard at the same seeds (about a minute more): "
+        "what the speed-ups cost in accuracy",
+    )
     p.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (worker logs, models)")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--worker-args", default="{}", help=argparse.SUPPRESS)
@@ -868,6 +923,13 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"speed: {sp['speedup']:.2f}x ({sp['ours_samples_per_second']:.0f} vs {sp['plain_samples_per_second']:.0f})"
         )
+
+        if a.ablation:
+            seeds = [r["seed"] for r in sp["runs"]["ours"]]
+            sp["ablation"] = bench_ablation(seeds, epochs, quick, scratch, T0 + 0.6 * a.budget_s, a.threads)
+            # the ablation's own seeds may be fewer (budget): compare the full loop on those only
+            fast = [r["val_mse_final"] for r in sp["runs"]["ours"] if r["seed"] in sp["ablation"]["seeds"]]
+            sp["ablation"]["val_mse_mean_full_loop_same_seeds"] = statistics.fmean(fast)
 
         by_h, inf_model = bench_accuracy(horizons, quick, scratch, deadline, a.threads)
         inference, inference_note = None, ""

@@ -40,7 +40,7 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # one thread: on a busy 2-core machine two OpenMP threads per process crawl, and this
     # test checks the shape of the output, not the speed
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--output", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--ablation", "--threads", "1", "--output", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -67,6 +67,17 @@ def test_speedup_is_the_ratio_of_the_two_loops_medians(quick_results: dict[str, 
     assert speed["runs"]["ours"] and speed["runs"]["plain"]
     assert _positive_number(quick_results["val_mse_ours"])
     assert _positive_number(quick_results["val_mse_plain_loop"])
+
+
+@pytest.mark.timeout(300)
+def test_ablation_reruns_ours_without_the_speed_ups_at_the_pairs_seeds(quick_results: dict[str, Any]) -> None:
+    speed = quick_results["speed"]
+    ablation = speed["ablation"]
+    assert ablation["seeds"] == [r["seed"] for r in speed["runs"]["ours"]]
+    assert all(r["fp32_unsharded"] is False for r in speed["runs"]["ours"])
+    assert _positive_number(ablation["samples_per_second"])
+    assert _positive_number(ablation["val_mse_mean"])
+    assert ablation["val_mse_mean_full_loop_same_seeds"] == pytest.approx(speed["ours_val_mse"])
 
 
 @pytest.mark.timeout(300)
@@ -100,5 +111,5 @@ def test_help_names_the_options() -> None:
         [sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for option in ("--quick", "--output", "--threads", "--budget-s"):
+    for option in ("--quick", "--output", "--threads", "--budget-s", "--ablation"):
         assert option in proc.stdout
