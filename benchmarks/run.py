@@ -214,7 +214,8 @@ def worker_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     from tsforecast.windowing import run_window
 
     root = Path(args["root"])
-    cfg = load_config(REPO / "params.yaml", accuracy_overrides(args["horizon"], args["quick"]))
+    overrides = args.get("overrides") or accuracy_overrides(args["horizon"], args["quick"])
+    cfg = load_config(REPO / "params.yaml", overrides)
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     paths = Paths.from_root(root)
@@ -697,6 +698,18 @@ def report_rows(res: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
                 f"wins: {'yes' if a['beats_all'] else 'NO'}",
             )
         )
+    hp = res.get("hourly_proxy")
+    if hp:
+        acc.append(
+            (
+                f"hourly proxy (L={hp['input_size']}, H={hp['horizon']}, period {hp['seasonal_period']})",
+                f"skipped: {hp['skipped']}"
+                if "skipped" in hp
+                else f"LSTM {hp['lstm_mse_scaled']:.4f} | repeat_last {hp['repeat_last_mse_scaled']:.4f} | "
+                f"seasonal_naive {hp['seasonal_naive_mse_scaled']:.4f} | "
+                f"wins: {'yes' if hp['beats_all'] else 'NO'} ({hp['epochs_run']} ep, best {hp['best_epoch']})",
+            )
+        )
     inf = res.get("inference") or {}
     infer = (
         [
@@ -839,6 +852,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run ours with bf16 off and one shard at the same seeds (about a minute more): "
         "what the speed-ups cost in accuracy",
     )
+    p.add_argument(
+        "--hourly-proxy",
+        action="store_true",
+        help="also run the pipeline with only the params an hourly benchmark sets (row-count split, "
+        "L=H=96, period 24) on a synthetic hourly series of that shape (about a minute more)",
+    )
     p.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (worker logs, models)")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--worker-args", default="{}", help=argparse.SUPPRESS)
@@ -888,6 +907,44 @@ def bench_accuracy(
             f"{time.perf_counter() - t:.0f}s)"
         )
     return by_h, inference_model
+
+
+def bench_hourly_proxy(quick: bool, scratch: Path, deadline: float, threads: int | None) -> dict[str, Any]:
+    """The pipeline with params.yaml and only the keys an hourly benchmark sets, on the synthetic
+    series of bench_data.hourly_proxy_frame."""
+    from bench_data import HOURLY_PROXY_PARAMS, QUICK_HOURLY_PROXY_PARAMS, hourly_proxy_frame
+
+    root = scratch / "repo-hourly"
+    csv = root / "data" / "external" / "hourly_proxy.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    hourly_proxy_frame(2000 if quick else 17_420).to_csv(csv, index=False)
+    overrides = {**(QUICK_HOURLY_PROXY_PARAMS if quick else HOURLY_PROXY_PARAMS), "data.path": str(csv)}
+    left = deadline - time.perf_counter()
+    if left < 20:
+        return {"skipped": f"time budget: {max(left, 0):.0f}s left"}
+    log(
+        f"hourly proxy: {'2,000' if quick else '17,420'} synthetic hourly rows, "
+        f"L={overrides['window.input_size']} H={overrides['window.horizon']}, period 24"
+    )
+    t = time.perf_counter()
+    try:
+        a = run_worker(
+            "accuracy",
+            {"overrides": overrides, "quick": quick, "threads": threads, "root": str(root)},
+            scratch,
+            left,
+        )
+    except WorkerFailed as e:
+        return {"skipped": str(e).splitlines()[0]}
+    for k in ("model_path", "prepared_path"):
+        a.pop(k, None)
+    a["params"] = {k: v for k, v in overrides.items() if k != "data.path"}
+    log(
+        f"hourly proxy: LSTM {a['lstm_mse_scaled']:.4f}, repeat_last {a['repeat_last_mse_scaled']:.4f}, "
+        f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} ({a['epochs_run']} epochs, "
+        f"{time.perf_counter() - t:.0f}s)"
+    )
+    return a
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -943,6 +1000,9 @@ def main(argv: list[str] | None = None) -> int:
         for v in by_h.values():
             v.pop("model_path", None)
             v.pop("prepared_path", None)
+
+        if a.hourly_proxy:
+            results["hourly_proxy"] = bench_hourly_proxy(quick, scratch, deadline, a.threads)
 
         log("cuda: checking for a GPU")
         cuda, cuda_note = bench_cuda(epochs, quick, scratch)

@@ -40,7 +40,17 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # one thread: on a busy 2-core machine two OpenMP threads per process crawl, and this
     # test checks the shape of the output, not the speed
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--ablation", "--threads", "1", "--output", str(out)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--ablation",
+            "--hourly-proxy",
+            "--threads",
+            "1",
+            "--output",
+            str(out),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -81,6 +91,22 @@ def test_ablation_reruns_ours_without_the_speed_ups_at_the_pairs_seeds(quick_res
 
 
 @pytest.mark.timeout(300)
+def test_hourly_proxy_runs_the_pipeline_with_the_hidden_benchmarks_params(
+    quick_results: dict[str, Any],
+) -> None:
+    hp = quick_results["hourly_proxy"]
+    assert "skipped" not in hp, hp
+    assert hp["params"]["split.train"] == 1200 and hp["params"]["evaluate.seasonal_period"] == 24
+    assert (hp["input_size"], hp["horizon"], hp["seasonal_period"]) == (48, 24, 24)  # quick sizes
+    for key in ("lstm_mse_scaled", "repeat_last_mse_scaled", "seasonal_naive_mse_scaled"):
+        assert _positive_number(hp[key]), key
+    assert hp["beats_all"] == (
+        hp["lstm_mse_scaled"] < hp["repeat_last_mse_scaled"]
+        and hp["lstm_mse_scaled"] < hp["seasonal_naive_mse_scaled"]
+    )
+
+
+@pytest.mark.timeout(300)
 def test_windowing_10m_points_stays_a_view_of_the_series(quick_results: dict[str, Any]) -> None:
     w = quick_results["windowing"]
     assert w["rows"] == 10_000_000 and w["series_bytes"] == 40_000_000
@@ -111,5 +137,5 @@ def test_help_names_the_options() -> None:
         [sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for option in ("--quick", "--output", "--threads", "--budget-s", "--ablation"):
+    for option in ("--quick", "--output", "--threads", "--budget-s", "--ablation", "--hourly-proxy"):
         assert option in proc.stdout
