@@ -441,10 +441,16 @@ def bench_speed(
 
 
 def bench_ablation(
-    seeds: list[int], epochs: int, quick: bool, scratch: Path, deadline: float, threads: int | None
+    ours_runs: list[dict[str, Any]],
+    epochs: int,
+    quick: bool,
+    scratch: Path,
+    deadline: float,
+    threads: int | None,
 ) -> dict[str, Any]:
     """Ours again at the speed pairs' seeds with bf16 off and one shard: what the two speed-ups
     cost in accuracy (val MSE at the same seeds) and what they buy (samples/s)."""
+    seeds = [r["seed"] for r in ours_runs]
     runs = []
     for seed in seeds:
         t = time.perf_counter()
@@ -470,6 +476,10 @@ def bench_ablation(
         "samples_per_second": statistics.median(r["samples_per_second"] for r in runs),
         "val_mse_mean": statistics.fmean(r["val_mse_final"] for r in runs),
         "val_mse_by_seed": {str(r["seed"]): r["val_mse_final"] for r in runs},
+        # the budget may have cut the seeds: the full loop at those seeds only
+        "val_mse_mean_full_loop_same_seeds": statistics.fmean(
+            r["val_mse_final"] for r in ours_runs[: len(runs)]
+        ),
         "epoch_seconds": [r["epoch_seconds"] for r in runs],
     }
 
@@ -628,6 +638,14 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
     return str(v)
 
 
+def _scores(a: dict[str, Any]) -> str:
+    """One accuracy result (a worker_accuracy dict) as a line: the three test MSEs and the verdict."""
+    return (
+        f"LSTM {a['lstm_mse_scaled']:.4f} | repeat_last {a['repeat_last_mse_scaled']:.4f} | "
+        f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} | wins: {'yes' if a['beats_all'] else 'NO'}"
+    )
+
+
 def report_rows(res: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
     """Sections of (label, value) rows: one source for the rich and the plain table."""
     sp = res["speed"]
@@ -693,21 +711,17 @@ def report_rows(res: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
         acc.append(
             (
                 f"H={h} (L={a['input_size']}, {a['epochs_run']}/{a['epochs_configured']} ep)",
-                f"LSTM {a['lstm_mse_scaled']:.4f} | repeat_last {a['repeat_last_mse_scaled']:.4f} | "
-                f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} | "
-                f"wins: {'yes' if a['beats_all'] else 'NO'}",
+                _scores(a),
             )
         )
     hp = res.get("hourly_proxy")
-    if hp:
+    if hp and "skipped" in hp:
+        acc.append(("hourly proxy", f"skipped: {hp['skipped']}"))
+    elif hp:
         acc.append(
             (
                 f"hourly proxy (L={hp['input_size']}, H={hp['horizon']}, period {hp['seasonal_period']})",
-                f"skipped: {hp['skipped']}"
-                if "skipped" in hp
-                else f"LSTM {hp['lstm_mse_scaled']:.4f} | repeat_last {hp['repeat_last_mse_scaled']:.4f} | "
-                f"seasonal_naive {hp['seasonal_naive_mse_scaled']:.4f} | "
-                f"wins: {'yes' if hp['beats_all'] else 'NO'} ({hp['epochs_run']} ep, best {hp['best_epoch']})",
+                f"{_scores(hp)} ({hp['epochs_run']} ep, best {hp['best_epoch']})",
             )
         )
     inf = res.get("inference") or {}
@@ -901,11 +915,7 @@ def bench_accuracy(
         need = max(20.0, 0.75 * min(done_s))
         if inference_model is None:
             inference_model = a
-        log(
-            f"accuracy H={h}: LSTM {a['lstm_mse_scaled']:.4f}, repeat_last {a['repeat_last_mse_scaled']:.4f}, "
-            f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} ({a['epochs_run']} epochs, "
-            f"{time.perf_counter() - t:.0f}s)"
-        )
+        log(f"accuracy H={h}: {_scores(a)} ({a['epochs_run']} epochs, {time.perf_counter() - t:.0f}s)")
     return by_h, inference_model
 
 
@@ -939,11 +949,7 @@ def bench_hourly_proxy(quick: bool, scratch: Path, deadline: float, threads: int
     for k in ("model_path", "prepared_path"):
         a.pop(k, None)
     a["params"] = {k: v for k, v in overrides.items() if k != "data.path"}
-    log(
-        f"hourly proxy: LSTM {a['lstm_mse_scaled']:.4f}, repeat_last {a['repeat_last_mse_scaled']:.4f}, "
-        f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} ({a['epochs_run']} epochs, "
-        f"{time.perf_counter() - t:.0f}s)"
-    )
+    log(f"hourly proxy: {_scores(a)} ({a['epochs_run']} epochs, {time.perf_counter() - t:.0f}s)")
     return a
 
 
@@ -982,11 +988,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         if a.ablation:
-            seeds = [r["seed"] for r in sp["runs"]["ours"]]
-            sp["ablation"] = bench_ablation(seeds, epochs, quick, scratch, T0 + 0.6 * a.budget_s, a.threads)
-            # the ablation's own seeds may be fewer (budget): compare the full loop on those only
-            fast = [r["val_mse_final"] for r in sp["runs"]["ours"] if r["seed"] in sp["ablation"]["seeds"]]
-            sp["ablation"]["val_mse_mean_full_loop_same_seeds"] = statistics.fmean(fast)
+            sp["ablation"] = bench_ablation(
+                sp["runs"]["ours"], epochs, quick, scratch, T0 + 0.6 * a.budget_s, a.threads
+            )
 
         by_h, inf_model = bench_accuracy(horizons, quick, scratch, deadline, a.threads)
         inference, inference_note = None, ""

@@ -406,15 +406,14 @@ def fit(
                     with amp_context(device, train=True):
                         pred = model(x)
                         loss = loss_fn(pred.float(), y)
+                    scaler.scale(loss).backward()
                     loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
+                if not math.isfinite(loss_value):  # before the step: the weights stay as they were
                     raise TrainingError(
                         f"train loss is {loss_value} at epoch {epoch}, batch {b + 1}/{steps_per_epoch}; "
                         f"training stopped - lower train.lr (now {tc.lr:g}), keep train.grad_clip > 0 "
                         "or check the data for extreme values"
                     )
-                if sharded is None:
-                    scaler.scale(loss).backward()
                 if tc.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
