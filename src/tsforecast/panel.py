@@ -19,6 +19,7 @@ when a batch is gathered, so ``values`` keeps the raw data (exact actuals for sc
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -274,7 +275,11 @@ def _freq_of(
         return to_offset(freq).freqstr
     rows = np.arange(min(int(lengths[0]), 1000))
     first = pd.DatetimeIndex(frame[ts_column].to_numpy()[rows if order is None else order[rows]])
-    guess = pd.infer_freq(first) if len(first) >= 3 else None
+    guess = None
+    if len(first) >= 3:
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return offsets
+            warnings.simplefilter("ignore")
+            guess = pd.infer_freq(first)
     if guess is None:
         raise DataError(
             f"cannot infer the frequency of {ts_column!r} from the first series; set data.freq (e.g. 'h')"
