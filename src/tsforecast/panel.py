@@ -107,6 +107,21 @@ class Panel:
         """Series ``i``'s raw rows (n_i, C): a view of the buffer."""
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
+    def histories(
+        self, a: int = 0, b: int | None = None, before: str | None = None, column: int = 0
+    ) -> list[np.ndarray]:
+        """Raw ``column`` of series ``a..b-1`` as views, cut before part ``before`` if given.
+
+        E.g. the in-sample histories of the test part for M4 scoring: ``histories(before="test")``.
+        """
+        b = self.n_series if b is None else b
+        ends = (
+            self.offsets[a + 1 : b + 1]
+            if before is None
+            else self.offsets[a:b] + self.part_bounds(before)[a:b, 0]
+        )
+        return [self.values[lo:hi, column] for lo, hi in zip(self.offsets[a:b], ends, strict=True)]
+
     def timestamps(self, i: int) -> pd.DatetimeIndex:
         return pd.date_range(self.first[i], periods=int(self.lengths[i]), freq=self.freq)
 
@@ -151,8 +166,8 @@ class Panel:
         rows = (self.offsets[s] + st)[:, None] + np.arange(L + H)  # (B, L+H)
         block = self.values[rows]  # (B, L+H, C) float32, a copy of B windows only
         if scaled:
-            block = (block - self.mean[s, None, :]) / self.std[s, None, :]
-            block = block.astype(np.float32, copy=False)
+            f32 = np.float32
+            block = (block - self.mean[s, None, :].astype(f32)) / self.std[s, None, :].astype(f32)
         return block[:, :L], block[:, L:, 0]  # (B, L, C), (B, H)
 
     def inverse_target(self, series_idx: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -220,20 +235,44 @@ def too_short_error(ids: pd.Index, lengths: np.ndarray, short: np.ndarray, need:
     )
 
 
+def _ts_ints(ts: pd.Series) -> np.ndarray:
+    """Timestamps as int64 ticks of their own unit (only their order is used), no copy if possible."""
+    arr = ts.to_numpy()
+    if arr.dtype.kind == "M":
+        return arr.view(np.int64)
+    return pd.DatetimeIndex(ts).as_unit("ns").asi8  # tz-aware or object: UTC instants
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes and ids in order of first appearance; a categorical whose series come in runs is
+    mapped without hashing (the usual sorted long frame)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        raw = col.cat.codes.to_numpy()
+        if raw.size and (raw >= 0).all():
+            heads = np.concatenate([[0], np.flatnonzero(raw[1:] != raw[:-1]) + 1])
+            run_codes = raw[heads]
+            if np.unique(run_codes).size == run_codes.size:  # each series in one run
+                remap = np.full(len(col.cat.categories), -1, dtype=np.int64)
+                remap[run_codes] = np.arange(run_codes.size)
+                return remap[raw], pd.Index(col.cat.categories[run_codes])
+    codes, uniques = pd.factorize(col, sort=False)
+    return codes, pd.Index(uniques)
+
+
 def _group_rows(
     frame: pd.DataFrame, id_column: str, ts_column: str
 ) -> tuple[pd.Index, np.ndarray | None, np.ndarray]:
     """Series ids (first-appearance order), the row order grouping series in time order (None: the
     frame is already), and each series' length. Duplicate timestamps fail naming every series."""
-    codes, uniques = pd.factorize(frame[id_column], sort=False)
+    codes, uniques = _factorize(frame[id_column])
     if (codes < 0).any():
         raise DataError(
             f"{id_column!r} holds {int((codes < 0).sum())} missing ids; every row needs a series id"
         )
-    ts = pd.DatetimeIndex(frame[ts_column]).as_unit("ns").asi8
-    same = codes[1:] == codes[:-1]
+    ts = _ts_ints(frame[ts_column])
+    grouped = bool((codes[1:] >= codes[:-1]).all())
     order = None
-    if not ((np.diff(codes) >= 0).all() and (np.diff(ts)[same] > 0).all()):
+    if not (grouped and ((ts[1:] > ts[:-1]) | (codes[1:] != codes[:-1])).all()):
         order = np.lexsort((ts, codes))  # by series (first appearance), then time
         c, t = codes[order], ts[order]
         dup = (c[1:] == c[:-1]) & (np.diff(t) <= 0)
@@ -248,22 +287,23 @@ def _group_rows(
 
 
 def _fit_scalers(values: np.ndarray, offsets: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (S, C) of each series' train rows ``train`` (S, 2), two-pass, float64."""
-    S = offsets.size - 1
-    lengths = np.diff(offsets)
-    rep = np.repeat(np.arange(S, dtype=np.int64), lengths)  # (rows,) series of each row
-    local = np.arange(values.shape[0], dtype=np.int64) - offsets[:-1][rep]
-    mask = (local >= train[rep, 0]) & (local < train[rep, 1])
-    who = rep[mask]
-    n_train = np.bincount(who, minlength=S).astype(np.float64)
-    sub = values[mask]  # (train rows, C)
-    mean = np.empty((S, values.shape[1]))
-    std = np.empty_like(mean)
-    for c in range(values.shape[1]):  # a loop over columns only
-        col = sub[:, c].astype(np.float64)
-        mean[:, c] = np.bincount(who, weights=col, minlength=S) / n_train
-        dev = col - mean[who, c]
-        std[:, c] = np.sqrt(np.bincount(who, weights=dev * dev, minlength=S) / n_train)
+    """Mean and std (S, C) of each series' train rows ``train`` (S, 2, local), two-pass, float64.
+
+    Each series' train rows are one contiguous segment, so the train rows are picked with one
+    boolean mask (built from segment edges) and summed with ``np.add.reduceat``.
+    """
+    start, end = offsets[:-1] + train[:, 0], offsets[:-1] + train[:, 1]
+    n_train = (end - start).astype(np.float64)  # every series has train rows (checked before)
+    edge = np.zeros(values.shape[0] + 1, dtype=np.int32)
+    np.add.at(edge, start, 1)
+    np.add.at(edge, end, -1)
+    mask = np.cumsum(edge[:-1], dtype=np.int32) > 0  # (rows,) in a train segment
+    sub = values[mask].astype(np.float64)  # (train rows, C), series after series
+    seg = np.concatenate([[0], np.cumsum(end - start)[:-1]])  # each series' first row in sub
+    mean = np.add.reduceat(sub, seg, axis=0) / n_train[:, None]
+    sub -= np.repeat(mean, (end - start), axis=0)
+    sub *= sub
+    std = np.sqrt(np.add.reduceat(sub, seg, axis=0) / n_train[:, None])
     return mean, std
 
 

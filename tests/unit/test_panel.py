@@ -144,6 +144,14 @@ def test_gather_scales_each_window_with_its_own_series_scaler() -> None:
     np.testing.assert_allclose(panel.inverse_target(s, Y), raw_y, rtol=1e-5, atol=1e-3)
 
 
+def test_histories_are_views_cut_before_a_part() -> None:
+    panel = build(coded_frame([80, 100], shuffle=False))
+    full = panel.histories()
+    assert [h.size for h in full] == [80, 100] and np.shares_memory(full[1], panel.values)
+    before_test = panel.histories(1, 2, before="test")
+    np.testing.assert_array_equal(before_test[0], 1000.0 + np.arange(80))  # test starts at row 60 + 20
+
+
 def test_gather_refuses_a_window_outside_its_series() -> None:
     panel = build(coded_frame([80, 100], shuffle=False))
     with pytest.raises(IndexError, match="outside its series"):
