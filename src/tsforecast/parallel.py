@@ -130,7 +130,9 @@ def _run_on_client(client: Client, fn: Callable[[T], R], chunks: Sequence[T], ba
 
     if not chunks:
         return []
-    data = client.scatter(list(chunks))
+    # hash=False: fresh keys per call; with content hashes a repeated call can reuse keys that
+    # the previous call's futures are releasing, and its tasks fail with "lost dependencies"
+    data = client.scatter(list(chunks), hash=False)
     futures = client.map(fn, data, pure=False)  # pure=False: no token hashing of the arguments
     where = {f.key: i for i, f in enumerate(futures)}
     results: list[Any] = [None] * len(futures)

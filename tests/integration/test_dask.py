@@ -94,6 +94,17 @@ def test_m4_scores_on_a_real_scheduler_equal_the_in_process_run(scheduler: str) 
 
 
 @pytest.mark.slow
+def test_the_same_chunks_mapped_twice_in_a_row_both_succeed(scheduler: str) -> None:
+    chunks = panel_chunks(30)
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        first = map_series(score_chunk, chunks, client=client, progress=False)
+        second = map_series(score_chunk, chunks, client=client, progress=False)
+    pd.testing.assert_frame_equal(pd.concat(first), pd.concat(second))
+
+
+@pytest.mark.slow
 def test_work_runs_in_the_worker_processes(scheduler: str) -> None:
     results = map_series(worker_pid, list(range(8)), scheduler, progress=False)
     assert [i for i, _ in results] == list(range(8))
