@@ -306,3 +306,25 @@ def test_bounds_object_is_usable_by_the_one_series_helpers() -> None:
     b = panel.bounds[0]
     sb = SplitBounds(tuple(b[0]), tuple(b[1]), tuple(b[2]), panel.look_back)
     np.testing.assert_array_equal(window_starts(sb, "val", L, H), panel.window_index("val")[:, 1])
+
+
+def test_the_embedded_m4_hourly_panel_keeps_its_last_48_hours_as_test() -> None:
+    from tsforecast.datasets import load_m4_hourly, m4_hourly_arrays
+
+    split = SplitConfig(train=600, val=48, test=48)  # counts: anchored at each series' end
+    panel = build_panel(
+        load_m4_hourly(), id_column="unique_id", timestamp_column="timestamp", columns=["value"],
+        split=split, window=WindowConfig(input_size=168, horizon=48),
+    )  # fmt: skip
+    ids, series = m4_hourly_arrays()
+    assert list(panel.ids) == list(ids) and panel.n_series == 414
+    np.testing.assert_array_equal(panel.part_bounds("test")[:, 1], [x.size for x in series])
+    test_idx = panel.window_index("test")
+    assert len(test_idx) == 414  # exactly one 48-hour test window per series
+    _, Y = panel.gather(test_idx[:, 0], test_idx[:, 1], scaled=False)
+    np.testing.assert_allclose(Y, np.stack([x[-48:] for x in series]), rtol=1e-6)
+
+
+def test_loading_a_missing_panel_names_the_file_and_the_fix(tmp_path) -> None:
+    with pytest.raises(DataError, match=r"values.npy not found; build the panel"):
+        load_panel(tmp_path / "nothing")
