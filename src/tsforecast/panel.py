@@ -170,6 +170,18 @@ class Panel:
             block = (block - self.mean[s, None, :].astype(f32)) / self.std[s, None, :].astype(f32)
         return block[:, :L], block[:, L:, 0]  # (B, L, C), (B, H)
 
+    def last_inputs(self, scaled: bool = True) -> np.ndarray:
+        """The last ``input_size`` rows of every series, (S, L, C): the inputs of the forecast."""
+        L = self.input_size
+        if (self.lengths < L).any():
+            raise IndexError(f"a series is shorter than input_size={L}")
+        rows = (self.offsets[1:] - L)[:, None] + np.arange(L)  # (S, L)
+        block = self.values[rows]  # (S, L, C)
+        if scaled:
+            f32 = np.float32
+            block = (block - self.mean[:, None, :].astype(f32)) / self.std[:, None, :].astype(f32)
+        return block
+
     def inverse_target(self, series_idx: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Undo the target scaling of ``y`` (B, ...) row by row, with each row's series scaler."""
         s = np.asarray(series_idx, dtype=np.int64)

@@ -152,6 +152,17 @@ def test_histories_are_views_cut_before_a_part() -> None:
     np.testing.assert_array_equal(before_test[0], 1000.0 + np.arange(80))  # test starts at row 60 + 20
 
 
+def test_last_inputs_are_each_series_last_rows_scaled_with_its_scaler() -> None:
+    panel = build(coded_frame([80, 100], shuffle=False))
+    raw = panel.last_inputs(scaled=False)
+    assert raw.shape == (2, L, 2)
+    np.testing.assert_array_equal(raw[1, :, 0], 1000.0 + np.arange(100 - L, 100))
+    scaled = panel.last_inputs()
+    np.testing.assert_allclose(
+        scaled, (raw - panel.mean[:, None, :]) / panel.std[:, None, :], rtol=1e-5, atol=1e-5
+    )
+
+
 def test_gather_refuses_a_window_outside_its_series() -> None:
     panel = build(coded_frame([80, 100], shuffle=False))
     with pytest.raises(IndexError, match="outside its series"):
