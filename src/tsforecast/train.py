@@ -5,6 +5,10 @@ Batches are gathered straight from a strided view of the scaled series (no
 (weights, optimiser, schedule, RNG states, history) is checkpointed under
 ``.checkpoints/``, so a run killed mid-training resumes from its last epoch and, on
 the CPU with the same seed, ends with the same weights as an unbroken run.
+
+``fit`` builds the parts, then its loop reads top to bottom: shuffle, ``train_epoch`` (one
+``trainstep.Step`` per batch, plain or sharded alike), ``validate``,
+``TrainState.after_epoch``, checkpoint, early stop (``checkpoint.py`` holds the state).
 """
 
 from __future__ import annotations
@@ -250,7 +254,8 @@ def fit(
     tc = cfg.train
     seed_everything(tc.seed)
     train_b, val_b = _train_and_val_batches(prepared, device)
-    model = build_model(cfg, n_features=train_b.windows.shape[1]).to(device)  # draws the init weights
+    n_features = train_b.windows.shape[1]  # windows: (N, C, L+H)
+    model = build_model(cfg, n_features).to(device)  # draws the initial weights from the seeded RNG
     updater = Updater.build(
         model, tc, device, total_steps=tc.epochs * math.ceil(len(train_b) / tc.batch_size)
     )
