@@ -125,7 +125,8 @@ def worker_ours(args: dict[str, Any]) -> dict[str, Any]:
     import torch
     from bench_data import speed_setup
 
-    from tsforecast.train import cpu_shards, fast_cpu_math, fit, tune_allocator
+    from tsforecast.train import fit
+    from tsforecast.trainstep import cpu_shards, fast_cpu_math, tune_allocator
 
     recipe = args.get("recipe", "params")
     plain_math = bool(args.get("fp32_unsharded"))  # the ablation: our loop without its two speed-ups

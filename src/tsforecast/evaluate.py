@@ -21,10 +21,10 @@ import torch
 
 from tsforecast.config import Config
 from tsforecast.errors import ConfigError, DataError
+from tsforecast.inference import WindowBatches, predict_scaled
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
-from tsforecast.train import WindowBatches, predict_scaled
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
 log = logging.getLogger(__name__)

@@ -199,12 +199,6 @@ def repo(good_repo: Path, tmp_path: Path) -> Repo:
     return Repo(dest)
 
 
-def in_epoch(progress: str, epoch: int) -> bool:
-    """Whether train's stderr shows a finished batch of ``epoch`` (tqdm: ``epoch 2/3: ... loss=``)."""
-    lines = progress.replace("\r", "\n").splitlines()
-    return any(line.startswith(f"epoch {epoch}/") and "loss=" in line for line in lines)
-
-
 def survivors(root: Path, grace: float = 10) -> list[str]:
     """Processes still alive (zombies aside) ``grace`` s after a kill, with a working dir in ``root``.
 

@@ -26,12 +26,12 @@ from tests.reliability.conftest import (
     GUARDED,
     MAIN,
     Repo,
-    in_epoch,
     stage_env,
     survivors,
     tree_digest,
 )
 from tsforecast.io import atomic_dir, atomic_file, recover_dir
+from tsforecast.train import PAUSE_ENV
 
 # --------------------------------------------------------------------------- dvc.yaml
 
@@ -242,20 +242,21 @@ def test_sigkill_of_the_whole_dvc_repro_during_train_keeps_outputs_and_the_next_
     repo: Repo,
 ) -> None:
     """Kill DVC and its stage together (a closed terminal, an OOM kill) at two moments of train:
-    while it imports, and mid-epoch. DVC's stale lock must not block the next run."""
+    while it imports, and mid-training (held after epoch 1's checkpoint by train's test hook).
+    DVC's stale lock must not block the next run."""
     repo.set_params(**{"train.seed": 7, "train.batch_size": 4, "train.epochs": 3})
     before = repo.digest((*GUARDED, "plots"))
     err = repo.root.parent / "repro.err"
     moments = {
         "while train imports": lambda pid: train_started(pid),
-        "mid-epoch": lambda pid: in_epoch(err.read_text(), 2),
+        "mid-training": lambda pid: (repo.root / ".checkpoints" / "train.pt.paused").exists(),
     }
     for moment, reached in moments.items():
         with open(err, "w") as fe:
             proc = subprocess.Popen(
                 [str(BIN / "dvc"), "repro", "evaluate"],
                 cwd=repo.root,
-                env=stage_env(),
+                env={**stage_env(), PAUSE_ENV: "1"},
                 stdout=subprocess.DEVNULL,
                 stderr=fe,
                 start_new_session=True,

@@ -1,10 +1,11 @@
-"""Training faults: a SIGKILL mid-epoch resumes to the same result; a NaN/inf loss stops cleanly.
+"""Training faults: a SIGKILL mid-training resumes to the same result; a NaN/inf loss stops cleanly.
 
 The kill tests share one scenario (``killed_then_resumed``, built once for the module): in
 one copy of the pipeline ``dvc repro evaluate`` runs unbroken; in another the same command's
-``tsforecast train`` process is SIGKILLed in the middle of epoch 2, then ``dvc repro evaluate``
-runs again. The tests check what the kill left and that the resumed run ends where the
-unbroken one did: same epochs, same metrics, same weights (CPU, same seed).
+``tsforecast train`` process is SIGKILLed after epoch 1's checkpoint (train's test hook
+``TSFORECAST_TEST_PAUSE_AFTER_EPOCH`` holds it there), then ``dvc repro evaluate`` runs
+again. The tests check what the kill left and that the resumed run ends where the unbroken
+one did: same epochs, same metrics, same weights (CPU, same seed).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from tests.reliability.conftest import (
     Repo,
     Run,
     assert_user_error,
-    in_epoch,
     stage_env,
     survivors,
 )
@@ -38,7 +38,7 @@ from tsforecast.config import load_config
 from tsforecast.errors import TrainingError
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
-from tsforecast.train import run_train
+from tsforecast.train import PAUSE_ENV, run_train
 
 # more, smaller batches than the shared repo, dropout on (so RNG state matters), no early stop
 LONGER_TRAINING = {
@@ -49,8 +49,9 @@ LONGER_TRAINING = {
     "model.num_layers": 2,
     "model.dropout": 0.1,
 }
-KILL_IN_EPOCH = 2
+KILL_IN_EPOCH = 2  # killed after epoch 1's checkpoint, before epoch 2 is done
 CHECKPOINT = ".checkpoints/train.pt"
+PAUSED = CHECKPOINT + ".paused"  # the marker train's test hook creates while it waits
 TIMING_KEYS = {"train_seconds", "samples_per_second", "resumed_from_epoch", "seconds"}
 
 
@@ -79,19 +80,21 @@ def train_processes(parent: int) -> list[psutil.Process]:
     return found
 
 
-def kill_train_mid_epoch(repo: Repo, epoch: int, timeout: float = 240) -> Run:
-    """Run ``dvc repro evaluate``; SIGKILL its train process once ``epoch`` has run a batch."""
+def kill_train_in_epoch(repo: Repo, epoch: int, timeout: float = 240) -> Run:
+    """Run ``dvc repro evaluate``; SIGKILL its train process once ``epoch - 1``'s checkpoint is
+    written (train pauses there: ``PAUSE_ENV``), so ``epoch`` never finishes."""
     out, err = repo.root / ".repro.out", repo.root / ".repro.err"
+    env = {**stage_env(), PAUSE_ENV: str(epoch - 1)}
     with open(out, "w") as fo, open(err, "w") as fe:
         dvc = subprocess.Popen(
-            [str(BIN / "dvc"), "repro", "evaluate"], cwd=repo.root, env=stage_env(), stdout=fo, stderr=fe
+            [str(BIN / "dvc"), "repro", "evaluate"], cwd=repo.root, env=env, stdout=fo, stderr=fe
         )
         deadline = time.monotonic() + timeout
         try:
             while True:
                 assert dvc.poll() is None, f"dvc repro ended before the kill:\n{err.read_text()}"
-                assert time.monotonic() < deadline, f"epoch {epoch} never started"
-                if in_epoch(err.read_text(), epoch):
+                assert time.monotonic() < deadline, f"train never paused after epoch {epoch - 1}"
+                if (repo.root / PAUSED).exists():
                     victims = train_processes(dvc.pid)
                     assert victims, "no tsforecast train process under dvc"
                     for victim in victims:
@@ -103,6 +106,7 @@ def kill_train_mid_epoch(repo: Repo, epoch: int, timeout: float = 240) -> Run:
             if dvc.poll() is None:
                 dvc.kill()
     assert not survivors(repo.root), "a stage process outlived the kill"
+    (repo.root / PAUSED).unlink()  # tidy: the hook's marker is no output of the pipeline
     return Run(["dvc", "repro", "evaluate"], dvc.returncode, out.read_text(), err.read_text())
 
 
@@ -152,7 +156,7 @@ def killed_then_resumed(
     killed = copy_of(good_repo, base / "killed")
     killed.set_params(**params)
     before = killed.digest()
-    kill_run = kill_train_mid_epoch(killed, KILL_IN_EPOCH)
+    kill_run = kill_train_in_epoch(killed, KILL_IN_EPOCH)
     after_kill = killed.digest()
     checkpoint_after_kill = checkpoint_epoch(killed)
     status_after_kill = killed.dvc_status()
@@ -171,7 +175,7 @@ def killed_then_resumed(
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_fails_the_repro_and_keeps_the_previous_outputs(
+def test_sigkill_mid_training_fails_the_repro_and_keeps_the_previous_outputs(
     killed_then_resumed: KillScenario,
 ) -> None:
     s = killed_then_resumed
@@ -180,11 +184,11 @@ def test_sigkill_mid_epoch_fails_the_repro_and_keeps_the_previous_outputs(
     assert "Running stage 'evaluate'" not in s.kill_run.stdout
     assert s.after_kill == s.before, "the killed train stage changed the previous outputs"
     leftovers = [p.name for p in s.killed.root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
-    assert not leftovers, "the kill came mid-epoch, before any output was written"
+    assert not leftovers, "the kill came mid-training, before any output was written"
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_leaves_the_checkpoint_of_the_last_finished_epoch(
+def test_sigkill_mid_training_leaves_the_checkpoint_of_the_last_finished_epoch(
     killed_then_resumed: KillScenario,
 ) -> None:
     assert killed_then_resumed.checkpoint_after_kill == KILL_IN_EPOCH - 1

@@ -19,26 +19,22 @@ import pytest
 import torch
 from torch import nn
 
+from tsforecast import inference as inference_mod
 from tsforecast import train as train_mod
 from tsforecast.config import Config, TrainConfig, load_config
 from tsforecast.errors import ConfigError, TrainingError
+from tsforecast.inference import (
+    WindowBatches,
+    amp_context,
+    cpu_has_native_bf16,
+    predict_scaled,
+    select_device,
+)
 from tsforecast.io import write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
-from tsforecast.train import (
-    CHECKPOINT,
-    ShardedStep,
-    WindowBatches,
-    amp_context,
-    build_model,
-    cpu_has_native_bf16,
-    cpu_shards,
-    fit,
-    predict_scaled,
-    run_train,
-    seed_everything,
-    select_device,
-)
+from tsforecast.train import CHECKPOINT, build_model, fit, run_train, seed_everything
+from tsforecast.trainstep import PlainStep, ShardedStep, cpu_shards, make_step
 from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, split_rows, window_starts
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -217,7 +213,7 @@ def test_native_bf16_is_false_when_torch_lacks_or_fails_the_cpu_probes(monkeypat
 
 @pytest.mark.parametrize("native_bf16", [False, True])
 def test_cpu_evaluation_never_autocasts(monkeypatch, native_bf16):
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(inference_mod, "cpu_has_native_bf16", lambda: native_bf16)
     ctx = amp_context(CPU)
     assert isinstance(ctx, contextlib.nullcontext)
     with ctx:
@@ -226,7 +222,7 @@ def test_cpu_evaluation_never_autocasts(monkeypatch, native_bf16):
 
 
 def test_cpu_training_autocasts_to_bf16_where_the_cpu_has_it(monkeypatch):
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(inference_mod, "cpu_has_native_bf16", lambda: True)
     ctx = amp_context(CPU, train=True)
     assert isinstance(ctx, torch.autocast)
     assert (ctx.device, ctx.fast_dtype) == ("cpu", torch.bfloat16)
@@ -238,7 +234,7 @@ def test_cpu_training_autocasts_to_bf16_where_the_cpu_has_it(monkeypatch):
 
 
 def test_cpu_training_stays_fp32_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(inference_mod, "cpu_has_native_bf16", lambda: False)
     ctx = amp_context(CPU, train=True)
     assert isinstance(ctx, contextlib.nullcontext)
     with ctx:
@@ -369,10 +365,10 @@ def _xy(n: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _sharded_grads(model, x, y, loss_fn, shards, seed=0, epoch=1):
     model.zero_grad(set_to_none=True)
-    step = ShardedStep(model, shards, seed)
+    step = ShardedStep(model, loss_fn, shards, seed)
     try:
         step.start_epoch(epoch)
-        loss = step(x, y, loss_fn)
+        loss = step(x, y)
     finally:
         step.close()
     grads = [p.grad for p in model.parameters()]
@@ -401,14 +397,14 @@ def test_sharded_gradients_and_loss_equal_the_full_batch_ones(loss_fn, n, shards
 
 def test_sharded_step_gives_each_shard_a_share_of_the_threads_and_close_restores_them():
     torch.set_num_threads(4)
-    step = ShardedStep(_model(), shards=2, seed=0)
+    step = ShardedStep(_model(), nn.MSELoss(), shards=2, seed=0)
     try:
         assert torch.get_num_threads() == 2
     finally:
         step.close()
     assert torch.get_num_threads() == 4
 
-    step = ShardedStep(_model(), shards=8, seed=0)  # more shards than threads: still one each
+    step = ShardedStep(_model(), nn.MSELoss(), shards=8, seed=0)  # more shards than threads: still one each
     try:
         assert torch.get_num_threads() == 1
     finally:
@@ -435,6 +431,30 @@ def test_sharded_dropout_is_reproducible_from_seed_and_epoch_alone():
     assert not all(torch.equal(ga, gd) for ga, gd in zip(a, d, strict=True))
 
 
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_make_step_gives_one_interface_whatever_the_shard_count(shards):
+    """The loop never asks which step it has: both leave the full batch's gradients and loss."""
+    model = _model()
+    x, y = _xy(37)
+    loss_fn = nn.MSELoss()
+    expected_loss = loss_fn(model(x), y)
+    expected_loss.backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+
+    step = make_step(model, loss_fn, torch.amp.GradScaler("cuda", enabled=False), shards, seed=0)
+    try:
+        assert isinstance(step, ShardedStep if shards > 1 else PlainStep)
+        step.start_epoch(1)
+        loss = step(x, y)
+    finally:
+        step.close()
+
+    assert loss == pytest.approx(expected_loss.item(), rel=1e-5)
+    for p, e in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, e, atol=1e-5, rtol=1e-4)
+
+
 # ---------------------------------------------------------------- fit
 
 
@@ -455,7 +475,7 @@ def test_fit_with_forced_bf16_is_reproducible_and_really_autocasts(monkeypatch):
     cfg = _cfg(train__epochs=1)
     prepared = _prepared(cfg)
     _, fp32 = fit(cfg, prepared, CPU, progress=False)
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(inference_mod, "cpu_has_native_bf16", lambda: True)
     model_a, bf16_a = fit(cfg, prepared, CPU, progress=False)
     model_b, bf16_b = fit(cfg, prepared, CPU, progress=False)
     assert _without_timing(bf16_a["history"]) == _without_timing(bf16_b["history"])
@@ -600,7 +620,7 @@ def test_a_nan_loss_stops_training_naming_the_epoch_the_batch_and_the_fix(monkey
             out = real(pred, y)
             return out * float("nan") if NanAtSecondBatch.calls == 2 else out
 
-    monkeypatch.setattr(train_mod, "_loss_fn", lambda name: NanAtSecondBatch())
+    monkeypatch.setattr(train_mod, "make_loss", lambda name: NanAtSecondBatch())
     steps = math.ceil(len(_batches(prepared, "train")) / cfg.train.batch_size)
     message = f"train loss is nan at epoch 1, batch 2/{steps}; training stopped - lower train.lr"
     with pytest.raises(TrainingError, match=re.escape(message)):

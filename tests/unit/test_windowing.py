@@ -16,9 +16,9 @@ import torch
 
 from tsforecast.config import Config, SplitConfig, WindowConfig, config_from_dict
 from tsforecast.errors import DataError
+from tsforecast.inference import WindowBatches
 from tsforecast.io import write_json
 from tsforecast.paths import Paths
-from tsforecast.train import WindowBatches
 from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
 from tsforecast.windowing import (
     Prepared,
