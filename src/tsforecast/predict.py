@@ -88,11 +88,11 @@ def run_predict(
     )
     return {
         "model": model_uri,
-        "input": source,
         "rows_in": len(history),
         "horizon": len(out),
         "first": str(out["timestamp"].iloc[0]),
         "last": str(out["timestamp"].iloc[-1]),
+        "input": source,
         "output": str(output_path),
     }
 
