@@ -171,7 +171,7 @@ def interval_scores(
         if calibration.empty:
             calibration = calibrate(val.y - val.preds[name], levels)
         by_level, loss = interval_metrics(test.y, p, calibration, levels)
-        out[name] = {"intervals": by_level, "pinball_scaled": loss, "val_holdout": calibration.holdout}
+        out[name] = {"intervals": by_level, "pinball_scaled": loss}
     return out
 
 
@@ -280,7 +280,6 @@ def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
     m["intervals"] = bands[MODEL_KEY]["intervals"]
     m["pinball_scaled"] = bands[MODEL_KEY]["pinball_scaled"]
     m["interval_method"] = Calibration.from_extra(extra).method
-    m["intervals_val_holdout"] = bands[MODEL_KEY]["val_holdout"]
     for name in BASELINES:
         m["baselines"][name]["intervals"] = bands[name]["intervals"]
         m["baselines"][name]["pinball_scaled"] = bands[name]["pinball_scaled"]
