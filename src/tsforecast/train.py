@@ -577,7 +577,8 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
         write_json(tmp / "scaler.json", prepared.scaler.to_dict())
         write_json(tmp / "config.json", cfg.model_dump(mode="json"))
         write_json(
-            tmp / "meta.json", {k: v for k, v in extra.items() if k not in ("config", "scaler", INTERVALS_KEY)}
+            tmp / "meta.json",
+            {k: v for k, v in extra.items() if k not in ("config", "scaler", INTERVALS_KEY)},
         )
     write_json(paths.metrics / "train.json", metrics)
     write_json(paths.plots / "loss.json", info["history"])

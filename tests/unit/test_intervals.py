@@ -117,7 +117,9 @@ def test_forecast_frame_defaults_to_the_calibrated_levels_and_parses_text_timest
     model, extra = tiny_model_and_extra()
     h = history()
     as_text = h.assign(timestamp=h["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    pd.testing.assert_frame_equal(forecast_frame(model, extra, as_text), forecast_frame(model, extra, h, [80]))
+    pd.testing.assert_frame_equal(
+        forecast_frame(model, extra, as_text), forecast_frame(model, extra, h, [80])
+    )
 
 
 def test_uncalibrated_model_serves_point_forecasts_only_when_asked() -> None:
