@@ -91,3 +91,15 @@ def test_forecast_of_another_identity_uses_the_local_model(registered: Repo) -> 
 def test_value_axis_carries_the_unit_of_the_builtin_data() -> None:
     assert unit_label(DataConfig()) == "demand (MW)"
     assert unit_label(DataConfig(path="x.csv", target="load")) == "load"
+
+
+def test_forecast_cli_without_a_model_is_a_one_line_error(tiny_repo: Repo, capsys) -> None:
+    from tsforecast.cli import main
+
+    (tiny_repo.paths.models / "model.pt").unlink()
+    code = main(["forecast", "--root", str(tiny_repo.root)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "model.pt: model file not found; run `tsforecast train`" in err
+    assert not (tiny_repo.paths.forecasts / "forecast.parquet").exists()
