@@ -17,8 +17,9 @@ trend, daily and weekly cycles, AR(1) log-noise). Per size, wall time and peak m
   ``LocalCluster`` (2 worker processes x 1 thread), started once (``dask_startup``); its
   per-series results are checked equal to the in-process ones.
 
-Times: ``wall_s`` is the better of two runs (``wall_s_first``, ``wall_s_second``); growth per
-10x uses it. Memory: ``rss_peak_mb`` is this process's resident set, sampled every 10 ms during the timed
+Times: ``wall_s`` is the median of ``--repeats`` timed runs (default 3), quoted with the
+spread ``wall_s_min``..``wall_s_max`` and every run in ``wall_s_runs``; growth per 10x uses
+the medians. Memory: ``rss_peak_mb`` is this process's resident set, sampled every 10 ms during the timed
 run of the step (the workers' memory is not included); ``tracemalloc_peak_mb`` counts the
 Python and numpy allocations of a second, untimed run (tracemalloc slows Python-level code). The machine is shared: the load average before and
 after is recorded, so read the times as upper bounds.
@@ -62,13 +63,15 @@ WINDOWS_PER_EPOCH = 32_768
 BATCH = 256
 SPLIT = SplitConfig(train=0.8, val=0.1, test=0.1, lookback=True)
 WINDOW = WindowConfig(input_size=L, horizon=H, stride=1)
+REPEATS = 3  # timed runs per step (--repeats)
 STEPS = ("build", "epoch_gather", "m4_score", "dask_map")
 
 
-def measure(fn: Callable[[], Any], traced: bool = True, repeat: bool = True) -> tuple[Any, dict[str, float]]:
-    """Run ``fn``: wall time and sampled RSS peak (MB); ``wall_s`` is the better of two timed runs
-    with ``repeat``; with ``traced``, one more run under tracemalloc for its allocation peak
-    (tracemalloc slows Python-level code, so that run is not timed)."""
+def measure(fn: Callable[[], Any], traced: bool = True, repeat: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Run ``fn``: wall time and sampled RSS peak (MB); with ``repeat``, ``REPEATS`` timed runs
+    in all and ``wall_s`` is their median (min, max and every run kept beside it); with
+    ``traced``, one more run under tracemalloc for its allocation peak (tracemalloc slows
+    Python-level code, so that run is not timed)."""
     proc = psutil.Process()
     peak = [proc.memory_info().rss]
     stop = threading.Event()
@@ -87,12 +90,14 @@ def measure(fn: Callable[[], Any], traced: bool = True, repeat: bool = True) -> 
         stop.set()
         sampler.join()
     peak[0] = max(peak[0], proc.memory_info().rss)
-    stats = {"wall_s_first": wall, "rss_peak_mb": peak[0] / 2**20}
-    if repeat:  # a second timed run: on a shared machine the better of two is the steadier number
+    runs = [wall]
+    for _ in range(REPEATS - 1 if repeat else 0):  # the median of several runs, never the best
         t0 = time.perf_counter()
         fn()
-        stats["wall_s_second"] = time.perf_counter() - t0
-    stats["wall_s"] = min(wall, stats.get("wall_s_second", wall))
+        runs.append(time.perf_counter() - t0)
+    stats: dict[str, Any] = {"rss_peak_mb": peak[0] / 2**20, "wall_s_runs": runs}
+    stats["wall_s"] = float(np.median(runs))
+    stats["wall_s_min"], stats["wall_s_max"] = min(runs), max(runs)
     if traced:
         tracemalloc.start()
         try:
@@ -165,19 +170,25 @@ def growth(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'series':>7} " + " ".join(f"{s + ' s':>14} {'MB':>6}" for s in STEPS)
-    lines = [head]
+    head = f"{'series':>7} " + " ".join(f"{s + ' s (min-max)':>26} {'MB':>6}" for s in STEPS)
+    lines = [head, "median of the timed runs, with their min-max spread"]
     for r in rows:
-        cells = " ".join(f"{r[s]['wall_s']:>14.3f} {r[s]['rss_peak_mb']:>6.0f}" for s in STEPS)
+        cells = " ".join(
+            f"{r[s]['wall_s']:>10.3f} ({r[s]['wall_s_min']:.3f}-{r[s]['wall_s_max']:.3f}) {r[s]['rss_peak_mb']:>6.0f}"
+            for s in STEPS
+        )
         lines.append(f"{r['n_series']:>7} {cells}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REPEATS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per step; the median is quoted")
     args = ap.parse_args(argv)
+    REPEATS = max(1, args.repeats)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -193,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "horizon": H,
             "seasonal_period": M,
             "windows_per_epoch": WINDOWS_PER_EPOCH,
+            "repeats": REPEATS,
             "batch_size": BATCH,
             "split": SPLIT.model_dump(),
             "local_cluster": "2 processes x 1 thread",

@@ -90,9 +90,24 @@ def _cmd_params(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from tsforecast.paths import Paths
     from tsforecast.predict import run_predict
 
-    return run_predict(args.model, args.input, args.output, tracking_uri=args.tracking_uri)
+    return run_predict(
+        args.model,
+        args.input,
+        args.output,
+        tracking_uri=args.tracking_uri,
+        levels=args.levels,
+        paths=Paths.from_root(args.root),
+    )
+
+
+def _cmd_forecast(args: argparse.Namespace) -> Any:
+    from tsforecast.forecast import run_forecast
+
+    cfg, paths = _context(args)
+    return run_forecast(cfg.data, cfg.forecast, paths)
 
 
 def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +125,16 @@ HELP = {
     "train": "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
     "evaluate": "score the model and naive baselines on the test windows -> metrics/, plots/",
     "register": "log the run to MLflow, register a version, move the champion alias if it wins",
+    "forecast": "forecast the horizon after the validated data with intervals -> forecasts/, plots/future.png",
 }
+
+INPUT_HELP = (
+    "CSV/Parquet history: the model's timestamp column, target and covariates (as in params.yaml "
+    "when it was trained), at least window.input_size rows at data.freq without gaps; the last "
+    "input_size rows are used. Default: data/validated/ (the current validated data). Make one "
+    "with e.g. `python -c \"import pandas as pd; pd.read_parquet('data/validated/data.parquet')"
+    ".tail(336).to_csv('history.csv', index=False)\"`"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,19 +155,31 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=HELP[name], description=HELP[name])
         p.set_defaults(func=_stage(name), title=name)
 
+    p = sub.add_parser("forecast", parents=[common], help=HELP["forecast"], description=HELP["forecast"])
+    p.set_defaults(func=_cmd_forecast, title="forecast")
+
     p = sub.add_parser("params", parents=[common], help="print the resolved params (defaults filled in)")
     p.set_defaults(func=_cmd_params, title="params")
 
     p = sub.add_parser(
         "predict",
         parents=[common],
-        help="forecast the next horizon steps from a history file",
+        help="forecast the next horizon steps from a history file (default: the validated data)",
         description="Load a model (a models:/ URI, runs:/ URI or a local MLflow model folder) "
-        "and forecast the horizon steps that follow the history in --input.",
+        "and forecast the horizon steps that follow the history in --input (default: "
+        "data/validated/, the current validated data).",
     )
     p.add_argument("--model", required=True, help="e.g. models:/tsforecast-lstm@champion")
-    p.add_argument("--input", required=True, help="CSV/Parquet with at least input_size rows")
-    p.add_argument("--output", required=True, help="CSV to write: timestamp, forecast")
+    p.add_argument("--input", help=INPUT_HELP.replace("%", "%%"))
+    p.add_argument(
+        "--output", required=True, help="CSV (or .parquet) to write: timestamp, forecast, lo_<l>, hi_<l>"
+    )
+    p.add_argument(
+        "--levels",
+        type=float,
+        nargs="*",
+        help="interval levels in percent (default: the model's, 80); give none for no intervals",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     p.set_defaults(func=_cmd_predict, title="predict")
 

@@ -201,6 +201,23 @@ class RegisterConfig(_Section):
     retry_backoff_s: NonNegativeFloat = 2.0
 
 
+class ForecastConfig(_Section):
+    """The ``forecast`` stage: prediction-interval levels of the published forecast."""
+
+    levels: tuple[float, ...] = (80.0,)  # percent, each in (0, 99]; [] for the point forecast only
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _percentages(cls, v: Any) -> Any:
+        values = v if isinstance(v, list | tuple) else [v]
+        for x in values:
+            if isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x <= 99:
+                raise ValueError(f"level {x!r} is not a percentage in (0, 99]; use e.g. [80] or [50, 80, 95]")
+        if len(set(values)) != len(values):
+            raise ValueError(f"levels {list(values)} repeat a value; list each level once")
+        return v
+
+
 class OrchestrationConfig(_Section):
     """Where Prefect sends the train stage."""
 
@@ -222,6 +239,7 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     register: RegisterConfig = RegisterConfig()
+    forecast: ForecastConfig = ForecastConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ import torch
 from tsforecast.config import Config
 from tsforecast.errors import ConfigError, DataError
 from tsforecast.inference import WindowBatches, predict_scaled
+from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interval_metrics
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
@@ -150,6 +151,30 @@ def score(model: LSTMForecaster, prepared: Prepared, seasonal_period: int, part:
     return Scores(metrics=metrics, by_step=by_step, starts=starts, y=y, preds=preds)
 
 
+def interval_scores(
+    model: LSTMForecaster,
+    extra: dict[str, Any],
+    prepared: Prepared,
+    test: Scores,
+    seasonal_period: int,
+    levels: tuple[float, ...],
+) -> dict[str, Any]:
+    """Interval coverage, width and pinball loss (scaled) on the test windows, per model.
+
+    The LSTM uses the calibration stored with it (what it serves); each baseline gets the same
+    split-conformal treatment from its own residuals on the same validation windows.
+    """
+    val = score(model, prepared, seasonal_period, part="val")
+    out: dict[str, Any] = {}
+    for name, p in test.preds.items():
+        calibration = Calibration.from_extra(extra) if name == MODEL_KEY else Calibration(None)
+        if calibration.empty:
+            calibration = calibrate(val.y - val.preds[name], levels)
+        by_level, loss = interval_metrics(test.y, p, calibration, levels)
+        out[name] = {"intervals": by_level, "pinball_scaled": loss}
+    return out
+
+
 def _savefig(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -247,9 +272,17 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
 def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
     """Score ``models/model.pt`` on the test windows; write metrics, plot data and PNGs."""
     prepared = load_prepared(paths.prepared)  # edge: read
-    model, _ = load_model(paths.models / "model.pt")
+    model, extra = load_model(paths.models / "model.pt")
     scores = score(model, prepared, cfg.evaluate.seasonal_period)  # pure
     m = scores.metrics
+    levels = cfg.forecast.levels or DEFAULT_LEVELS
+    bands = interval_scores(model, extra, prepared, scores, cfg.evaluate.seasonal_period, levels)  # pure
+    m["intervals"] = bands[MODEL_KEY]["intervals"]
+    m["pinball_scaled"] = bands[MODEL_KEY]["pinball_scaled"]
+    m["interval_method"] = Calibration.from_extra(extra).method
+    for name in BASELINES:
+        m["baselines"][name]["intervals"] = bands[name]["intervals"]
+        m["baselines"][name]["pinball_scaled"] = bands[name]["pinball_scaled"]
     by_step = scores.by_step
     step_rows = [
         {
@@ -281,6 +314,17 @@ def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
         )
     plot_error_by_step(scores, paths.plots / "error_by_step.png")
     beats = all(m["beats"].values())
+    for lv, band in m["intervals"].items():
+        log.info(
+            "test %s %% intervals: coverage %.3f, width %.3f (scaled); pinball LSTM %.5f, repeat_last %.5f, "
+            "seasonal_naive %.5f",
+            lv,
+            band["coverage"],
+            band["width_scaled"],
+            m["pinball_scaled"],
+            m["baselines"]["repeat_last"]["pinball_scaled"],
+            m["baselines"]["seasonal_naive"]["pinball_scaled"],
+        )
     log.info(
         "test MSE (scaled): LSTM %.5f, repeat_last %.5f, seasonal_naive %.5f over %d windows%s",
         m["mse_scaled"],

@@ -60,6 +60,11 @@ class Paths:
         return self.root / "plots"
 
     @property
+    def forecasts(self) -> Path:
+        """The ``forecast`` stage's table: ``forecast.parquet``."""
+        return self.root / "forecasts"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

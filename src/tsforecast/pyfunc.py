@@ -5,7 +5,13 @@ three-line script that instantiates :class:`TsForecastPyfunc` from the installed
 (``pip install`` it where the model is loaded), and the weights as the ``model`` artifact
 (``models/model.pt``). ``load_context`` reads that file with
 :func:`tsforecast.model.load_model` (``weights_only``: no code runs from the file); the
-scaler, columns and frequency come from the metadata saved beside the weights.
+scaler, columns, frequency and interval calibration come from the metadata saved beside
+the weights. The forecast itself is :func:`tsforecast.forecasting.forecast_frame`.
+
+Served (``mlflow models serve``), the model answers ``application/json``
+(``dataframe_split`` / ``dataframe_records``, optional ``"params": {"levels": [80, 95]}``)
+and ``text/csv``. The signature declares the timestamp column as text (ISO 8601): both
+content types carry text, and CSV cannot be parsed into a datetime column by MLflow.
 """
 
 from __future__ import annotations
@@ -15,10 +21,15 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from tsforecast.predict import ForecastSpec, forecast
+from tsforecast.errors import ConfigError, DataError
+from tsforecast.forecasting import forecast_frame
+from tsforecast.intervals import DEFAULT_LEVELS, Calibration, check_levels, level_name
 
 ARTIFACT_KEY = "model"
+LEVELS_PARAM = "levels"
 MODEL_CODE = '''"""tsforecast's MLflow model, logged from code: the class comes from the installed package."""
 
 import mlflow
@@ -36,14 +47,62 @@ def write_model_code(folder: Path) -> Path:
     return path
 
 
+class ForecastInputError(MlflowException):
+    """A bad history (too short, a gap, a missing column): HTTP 400 with our one line as ``message``.
+
+    MLflow's scoring server prefixes a predict error's message with the whole input frame
+    (``Failed to predict data '<frame>'. \\nError: <message>``); this class keeps the part after
+    ``Error:`` so the response's ``message`` is exactly our line.
+    """
+
+    _PREFIX_END = "\nError: "
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property  # type: ignore[override]
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = str(value).rsplit(self._PREFIX_END, 1)[-1]
+
+
+def model_signature(extra: dict[str, Any], levels: tuple[float, ...] | None = None) -> Any:
+    """Inputs: timestamp (ISO 8601 text), target and covariates (double). Outputs: timestamp,
+    forecast, ``lo_<l>``/``hi_<l>`` per default level. Param ``levels`` (percent, a list)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+
+    levels = levels if levels is not None else Calibration.from_extra(extra).default_levels
+    ts_col = str(extra["timestamp_column"])
+    inputs = Schema(
+        [ColSpec(DataType.string, ts_col), *[ColSpec(DataType.double, c) for c in extra["columns"]]]
+    )
+    bounds = [ColSpec(DataType.double, f"{side}_{level_name(lv)}") for lv in levels for side in ("lo", "hi")]
+    outputs = Schema([ColSpec(DataType.datetime, "timestamp"), ColSpec(DataType.double, "forecast"), *bounds])
+    params = ParamSchema([ParamSpec(LEVELS_PARAM, DataType.double, [float(v) for v in levels], (-1,))])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def serving_example(history: pd.DataFrame, extra: dict[str, Any], input_size: int) -> pd.DataFrame:
+    """The last ``input_size`` rows, timestamps as ISO 8601 text: the logged input example."""
+    ts_col = str(extra["timestamp_column"])
+    example = history[[ts_col, *extra["columns"]]].iloc[-input_size:].reset_index(drop=True)
+    example[ts_col] = pd.DatetimeIndex(example[ts_col]).map(lambda t: t.isoformat())
+    for c in extra["columns"]:
+        example[c] = example[c].astype("float64")
+    return example
+
+
 class TsForecastPyfunc(mlflow.pyfunc.PythonModel):
     """History in (timestamp, target, covariates; >= input_size rows), next horizon steps out."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from tsforecast.model import load_model
 
-        self.model, extra = load_model(context.artifacts[ARTIFACT_KEY])
-        self.spec = ForecastSpec.from_model(self.model, extra)
+        self.model, self.extra = load_model(context.artifacts[ARTIFACT_KEY])
 
     def predict(
         self,
@@ -51,10 +110,26 @@ class TsForecastPyfunc(mlflow.pyfunc.PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        """``model_input``: a history frame; returns columns ``timestamp`` and ``forecast``."""
+        """``model_input``: a history frame; returns ``timestamp``, ``forecast``, ``lo_<l>``, ``hi_<l>``.
+
+        ``params={"levels": [80, 95]}`` picks the interval levels (default: the model's, [80]).
+        """
         if isinstance(model_input, dict):  # a served dict of columns
             model_input = pd.DataFrame(model_input)
-        return forecast(self.model, self.spec, model_input)
+        try:
+            raw = (params or {}).get(LEVELS_PARAM)
+            levels = None if raw is None else check_levels(list(raw), f"params.{LEVELS_PARAM}")
+            return forecast_frame(self.model, self.extra, model_input, levels)
+        except (DataError, ConfigError) as e:
+            raise ForecastInputError(str(e)) from None
 
 
-__all__ = ["MODEL_CODE", "TsForecastPyfunc", "write_model_code"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "MODEL_CODE",
+    "ForecastInputError",
+    "TsForecastPyfunc",
+    "model_signature",
+    "serving_example",
+    "write_model_code",
+]

@@ -423,7 +423,7 @@ def mlflow_context(uri: str) -> Iterator[None]:
     """Tracking + registry URI set, MLflow's HTTP retries kept short; all restored after."""
     import mlflow  # noqa: F401  (first: importing it resets its logger's level)
 
-    from tsforecast.predict import tracking
+    from tsforecast.mlflow_store import tracking
 
     saved_env = {k: os.environ.get(k) for k in HTTP_ENV_DEFAULTS}
     for k, v in HTTP_ENV_DEFAULTS.items():
@@ -531,26 +531,17 @@ def _alias_version(client: Any, name: str, alias: str) -> int | None:
 def _input_example(paths: Paths, cand: Candidate) -> Any:
     import pandas as pd
 
+    from tsforecast.pyfunc import serving_example
+
     spec_cols = [cand.extra["timestamp_column"], *cand.extra["columns"]]
     frame = pd.read_parquet(paths.validated / "data.parquet", columns=spec_cols)
-    example = frame.iloc[-cand.model.args.input_size :].reset_index(drop=True)
-    for c in cand.extra["columns"]:
-        example[c] = example[c].astype("float64")
-    return frame, example
+    return frame, serving_example(frame, cand.extra, cand.model.args.input_size)
 
 
 def _signature(cand: Candidate, example: Any) -> Any:
-    import pandas as pd
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema
+    from tsforecast.pyfunc import model_signature
 
-    ts_col = cand.extra["timestamp_column"]
-    naive = not isinstance(example[ts_col].dtype, pd.DatetimeTZDtype)
-    # MLflow's datetime type is time-zone naive; zoned timestamps travel as ISO 8601 strings
-    ts_type = DataType.datetime if naive else DataType.string
-    inputs = Schema([ColSpec(ts_type, ts_col), *[ColSpec(DataType.double, c) for c in cand.extra["columns"]]])
-    outputs = Schema([ColSpec(ts_type, "timestamp"), ColSpec(DataType.double, "forecast")])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return model_signature(cand.extra)
 
 
 def _pip_requirements() -> list[str]:
@@ -679,7 +670,9 @@ def _log_run(
                 input_example=example,
                 pip_requirements=_pip_requirements(),
                 metadata={
-                    "tsforecast": {k: v for k, v in cand.extra.items() if k not in ("config", "scaler")}
+                    "tsforecast": {
+                        k: v for k, v in cand.extra.items() if k not in ("config", "scaler", "intervals")
+                    }
                 },
             )
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)

@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from tsforecast.checkpoint import Stateful, TrainState, load_checkpoint, save_checkpoint
 from tsforecast.config import Config, TrainConfig
 from tsforecast.errors import TrainingError
+from tsforecast.forecasting import calibrate_model
 from tsforecast.inference import WindowBatches, predict_scaled, select_device
+from tsforecast.intervals import INTERVALS_KEY
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import Paths
@@ -354,6 +356,8 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
         "timestamp_column": cfg.data.timestamp_column,
         "best_epoch": info["best_epoch"],
         "best_val_loss": info["best_val_loss"],
+        # prediction intervals: split-conformal quantiles of the val residuals (forecasting.py)
+        INTERVALS_KEY: calibrate_model(model, prepared).to_dict(),
     }
     metrics = {
         "epochs": info["epochs"],
@@ -372,7 +376,10 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
         save_model(model, tmp / "model.pt", extra)
         write_json(tmp / "scaler.json", prepared.scaler.to_dict())
         write_json(tmp / "config.json", cfg.model_dump(mode="json"))
-        write_json(tmp / "meta.json", {k: v for k, v in extra.items() if k not in ("config", "scaler")})
+        write_json(
+            tmp / "meta.json",
+            {k: v for k, v in extra.items() if k not in ("config", "scaler", INTERVALS_KEY)},
+        )
     write_json(paths.metrics / "train.json", metrics)
     write_json(paths.plots / "loss.json", info["history"])
     plot_loss(info["history"], info["best_epoch"], paths.plots / "loss.png")

@@ -121,14 +121,44 @@ def test_served_champion_answers_invocations(server_registration: ServerRegistra
         assert r.status_code == 200, r.text[:2000]
         predictions = r.json()["predictions"]
         assert len(predictions) == H
-        assert set(predictions[0]) == {"timestamp", "forecast"}
+        assert set(predictions[0]) == {"timestamp", "forecast", "lo_80", "hi_80"}
+        assert all(p["lo_80"] <= p["forecast"] <= p["hi_80"] for p in predictions)
         first = pd.Timestamp(predictions[0]["timestamp"])
         assert first == history["timestamp"].iloc[-1] + pd.Timedelta("1h")
-        short = {
-            "dataframe_split": {"columns": ["timestamp", "y"], "data": payload["dataframe_split"]["data"][:5]}
+
+        records = {
+            "dataframe_records": history.assign(timestamp=history["timestamp"].astype(str)).to_dict("records")
         }
-        bad = httpx.post(f"{url}/invocations", json=short, timeout=60)
-        assert bad.status_code >= 400
-        assert "the model needs at least input_size=24 rows" in bad.text
+        r = httpx.post(f"{url}/invocations", json=records, timeout=60)
+        assert r.status_code == 200, r.text[:2000]
+        assert r.json()["predictions"] == predictions
+
+        csv = history.to_csv(index=False)  # timestamps arrive as text: "2024-01-25 23:00:00"
+        r = httpx.post(f"{url}/invocations", content=csv, headers={"Content-Type": "text/csv"}, timeout=60)
+        assert r.status_code == 200, r.text[:2000]
+        assert r.json()["predictions"] == predictions
+
+        levels = {**payload, "params": {"levels": [50, 95]}}
+        r = httpx.post(f"{url}/invocations", json=levels, timeout=60)
+        assert r.status_code == 200, r.text[:2000]
+        assert set(r.json()["predictions"][0]) == {
+            "timestamp",
+            "forecast",
+            "lo_50",
+            "hi_50",
+            "lo_95",
+            "hi_95",
+        }
+
+        short = history.tail(5).to_csv(index=False)
+        bad = httpx.post(
+            f"{url}/invocations", content=short, headers={"Content-Type": "text/csv"}, timeout=60
+        )
+        assert bad.status_code == 400
+        assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert bad.json()["message"] == (
+            "model input: 5 row(s) given; the model needs at least input_size=24 rows "
+            "(the most recent 24 steps at 'h') to forecast the next 6"
+        )
     finally:
         stop_process_group(proc)

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -25,7 +26,15 @@ def set_param(repo: Path, dotted: str, value: object) -> None:
 
 def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Path, dvc) -> None:
     first = dvc("repro")
-    assert ran_stages(first.stdout) == {"ingest", "validate", "window", "train", "evaluate", "register"}
+    assert ran_stages(first.stdout) == {
+        "ingest",
+        "validate",
+        "window",
+        "train",
+        "evaluate",
+        "register",
+        "forecast",
+    }
     for out in (
         "data/raw/data.parquet",
         "data/validated/data.parquet",
@@ -39,8 +48,16 @@ def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Pa
         "reports/validation.json",
         "reports/data_docs/index.html",
         "reports/registered.json",
+        "forecasts/forecast.parquet",
+        "plots/future.png",
+        "plots/future.json",
     ):
         assert (tiny_repo / out).is_file(), out
+    fc = pd.read_parquet(tiny_repo / "forecasts/forecast.parquet")
+    last = pd.read_parquet(tiny_repo / "data/validated/data.parquet")["time"].iloc[-1]
+    assert list(fc.columns) == ["timestamp", "forecast", "lo_80", "hi_80"]
+    assert len(fc) == 12 and fc["timestamp"].iloc[0] == last + pd.Timedelta("1h")
+    assert (fc["lo_80"] <= fc["forecast"]).all() and (fc["forecast"] <= fc["hi_80"]).all()
     assert "up to date" in dvc("status").stdout
     second = dvc("repro")
     assert ran_stages(second.stdout) == set(), second.stdout
@@ -77,6 +94,10 @@ def test_metrics_carry_every_contract_key(tiny_repo: Path, dvc) -> None:
     assert keys <= set(ev)
     for name in ("repeat_last", "seasonal_naive"):
         assert keys <= set(ev["baselines"][name])
+        assert set(ev["baselines"][name]["intervals"]["80"]) == {"coverage", "width_scaled"}
+        assert ev["baselines"][name]["pinball_scaled"] > 0
+    assert 0 < ev["intervals"]["80"]["coverage"] <= 1 and ev["intervals"]["80"]["width_scaled"] > 0
+    assert ev["pinball_scaled"] > 0
     tr = json.loads((tiny_repo / "metrics/train.json").read_text())
     assert {"epochs", "best_val_loss", "train_seconds", "samples_per_second", "device", "n_params"} <= set(tr)
     assert tr["device"] == "cpu"

@@ -26,7 +26,7 @@ from tsforecast.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "params.yaml"
-SECTIONS = ["data", "split", "window", "model", "train", "evaluate", "register", "orchestration"]
+SECTIONS = ["data", "split", "window", "model", "train", "evaluate", "register", "forecast", "orchestration"]
 
 
 def _write(tmp_path: Path, raw: Any, name: str = "params.yaml") -> Path:
@@ -357,3 +357,11 @@ def test_section_hash_sees_a_default_made_explicit_as_the_same_config(tmp_path):
         PARAMS, {"window.input_size": 96, "evaluate.seasonal_period": 48, "window.stride": 1}
     )
     assert implicit.section_hash("window") == explicit.section_hash("window")
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"), [([0], "level 0 is not a percentage"), ([80, 80], "repeat a value")]
+)
+def test_forecast_levels_must_be_distinct_percentages(levels, expected):
+    assert expected in _error({"forecast": {"levels": levels}})
+    assert "forecast.levels" in _error({"forecast": {"levels": levels}})

@@ -401,9 +401,13 @@ def test_run_evaluate_writes_the_contract_and_the_plots(tmp_path):
     result = run_evaluate(cfg, paths)
 
     m = json.loads((paths.metrics / "evaluate.json").read_text())
-    assert set(m) == TOP_KEYS
+    assert set(m) == TOP_KEYS | {"intervals", "pinball_scaled", "interval_method"}
     for name in BASELINES:
-        assert set(m["baselines"][name]) == METRIC_KEYS
+        assert set(m["baselines"][name]) == METRIC_KEYS | {"intervals", "pinball_scaled"}
+    # the model is repeat_last, calibrated on the same val windows as the baseline: same intervals
+    assert set(m["intervals"]["80"]) == {"coverage", "width_scaled"}
+    assert m["intervals"] == m["baselines"]["repeat_last"]["intervals"]
+    assert m["pinball_scaled"] == pytest.approx(m["baselines"]["repeat_last"]["pinball_scaled"])
     assert m["n_windows"] == result.n_windows == 10
     # the window stage refits the scaler on the train rows, so check what does not depend on it
     assert m["baselines"]["seasonal_naive"]["mase"] == pytest.approx(1.0, rel=1e-4)

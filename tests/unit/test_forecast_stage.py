@@ -1,0 +1,105 @@
+"""The ``forecast`` stage: which model it uses, the forecast.parquet contract, the plot, the MLflow log."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template  # noqa: F401
+from tsforecast.config import DataConfig
+from tsforecast.forecast import choose_model, run_forecast, unit_label
+from tsforecast.registry import run_register
+
+H = 6  # the tiny repo's horizon
+
+
+@pytest.fixture
+def registered(tiny_repo: Repo) -> Repo:
+    run_register(tiny_repo.cfg, tiny_repo.paths)
+    return tiny_repo
+
+
+def with_identity(repo: Repo, identity: str, champion_identity: str | None) -> None:
+    """What the registry branch's register stage writes (convention 4)."""
+    path = repo.paths.reports / "registered.json"
+    reg = json.loads(path.read_text())
+    reg.update(identity=identity, identity_fields={"target": "y"}, champion_identity=champion_identity)
+    path.write_text(json.dumps(reg))
+
+
+def test_choose_model_follows_the_identity_rule() -> None:
+    base = {"model_name": "m", "version": 3, "run_id": "r3", "identity": "abc"}
+    assert choose_model(None).source == "local"
+    old = choose_model({"model_name": "m", "version": 3, "champion_version": 2, "run_id": "r3"})
+    assert old.source == "local" and "names no model identity" in old.reason and old.run_id == "r3"
+    same = choose_model({**base, "champion_version": 2, "champion_identity": "abc"})
+    assert (same.source, same.uri, same.run_id) == ("champion", "models:/m/2", None)
+    mine = choose_model({**base, "champion_version": 3, "champion_identity": "abc"})
+    assert (mine.uri, mine.run_id) == ("models:/m/3", "r3")
+    other = choose_model({**base, "champion_version": 2, "champion_identity": "xyz"})
+    assert other.source == "local" and "another task identity (xyz != abc)" in other.reason
+    none = choose_model({**base, "champion_version": None, "champion_identity": None})
+    assert none.source == "local" and none.reason == "m has no champion"
+
+
+def test_forecast_contract_with_the_local_model_when_identities_are_missing(registered: Repo, caplog) -> None:
+    cfg, paths = registered.cfg, registered.paths
+    with caplog.at_level("INFO", logger="tsforecast.forecast"):
+        result = run_forecast(cfg.data, cfg.forecast, paths)
+    assert result.source == "local" and result.model == "models/model.pt"
+    assert (
+        "forecasting with the local model models/model.pt: reports/registered.json names no model identity"
+        in (caplog.text)
+    )
+    out = pd.read_parquet(paths.forecasts / "forecast.parquet")
+    last = pd.read_parquet(paths.validated / "data.parquet")["timestamp"].iloc[-1]
+    assert list(out.columns) == ["timestamp", "forecast", "lo_80", "hi_80"]
+    assert len(out) == H
+    assert list(out["timestamp"]) == list(pd.date_range(last, periods=H + 1, freq="h")[1:])
+    assert (out["lo_80"] <= out["forecast"]).all() and (out["forecast"] <= out["hi_80"]).all()
+    assert (paths.plots / "future.png").stat().st_size > 10_000
+    assert [r["step"] for r in json.loads((paths.plots / "future.json").read_text())] == list(range(1, H + 1))
+
+
+def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registered: Repo) -> None:
+    from mlflow import MlflowClient
+
+    from tsforecast.mlflow_store import default_tracking_uri
+
+    with_identity(registered, "abc", "abc")
+    cfg, paths = registered.cfg, registered.paths
+    result = run_forecast(cfg.data, cfg.forecast.model_copy(update={"levels": (50.0, 95.0)}), paths)
+    assert (result.source, result.model) == ("champion", "models:/tiny-lstm/1")
+    out = pd.read_parquet(paths.forecasts / "forecast.parquet")
+    assert list(out.columns) == ["timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]
+    run_id = json.loads((paths.reports / "registered.json").read_text())["run_id"]
+    assert result.mlflow_run == run_id
+    logged = {a.path for a in MlflowClient(default_tracking_uri(paths)).list_artifacts(run_id, "forecast")}
+    first = pd.Timestamp(out["timestamp"].iloc[0])
+    assert f"forecast/forecast_{first:%Y%m%dT%H%M%S}.json" in logged
+    assert {"forecast/forecast.parquet", "forecast/future.png"} <= logged
+
+
+def test_forecast_of_another_identity_uses_the_local_model(registered: Repo) -> None:
+    with_identity(registered, "abc", "xyz")
+    cfg, paths = registered.cfg, registered.paths
+    assert run_forecast(cfg.data, cfg.forecast, paths).source == "local"
+
+
+def test_value_axis_carries_the_unit_of_the_builtin_data() -> None:
+    assert unit_label(DataConfig()) == "demand (MW)"
+    assert unit_label(DataConfig(path="x.csv", target="load")) == "load"
+
+
+def test_forecast_cli_without_a_model_is_a_one_line_error(tiny_repo: Repo, capsys) -> None:
+    from tsforecast.cli import main
+
+    (tiny_repo.paths.models / "model.pt").unlink()
+    code = main(["forecast", "--root", str(tiny_repo.root)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "model.pt: model file not found; run `tsforecast train`" in err
+    assert not (tiny_repo.paths.forecasts / "forecast.parquet").exists()
