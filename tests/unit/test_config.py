@@ -26,7 +26,7 @@ from tsforecast.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "params.yaml"
-SECTIONS = ["data", "split", "window", "model", "train", "evaluate", "register", "orchestration"]
+SECTIONS = ["data", "split", "window", "model", "train", "evaluate", "register", "backtest", "orchestration"]
 
 
 def _write(tmp_path: Path, raw: Any, name: str = "params.yaml") -> Path:
