@@ -25,7 +25,9 @@ def set_param(repo: Path, dotted: str, value: object) -> None:
 
 def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Path, dvc) -> None:
     first = dvc("repro")
-    assert ran_stages(first.stdout) == {"ingest", "validate", "window", "train", "evaluate", "register"}
+    assert ran_stages(first.stdout) == {
+        "ingest", "validate", "window", "train", "evaluate", "register", "backtest"
+    }  # fmt: skip
     for out in (
         "data/raw/data.parquet",
         "data/validated/data.parquet",
@@ -39,6 +41,9 @@ def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Pa
         "reports/validation.json",
         "reports/data_docs/index.html",
         "reports/registered.json",
+        "metrics/backtest.json",
+        "metrics/backtest.parquet",
+        "plots/backtest.png",
     ):
         assert (tiny_repo / out).is_file(), out
     assert "up to date" in dvc("status").stdout
