@@ -6,6 +6,11 @@ after a run ``dvc status`` is clean and ``dvc repro`` re-runs nothing. With
 ``orchestration.train_pool: gpu`` in params.yaml, training goes to the ``train-gpu``
 deployment (flow ``train_gpu``) on work pool ``gpu``: inputs and the trained model travel
 through the DVC remote, the stage's dvc.lock entry comes back as a flow-run artifact.
+The run ends by publishing forecasts/forecast.parquet as the table artifact ``forecast``.
+
+``forecast_refresh`` re-runs ingest, validate and forecast through the CLI in the scratch root
+``.refresh/`` (pipelines/delivery.py): new data, the current champion, no training, nothing
+DVC tracks touched; it publishes the same artifact.
 
 Deployments are in prefect.yaml; pipelines/README.md explains workers and pools.
 """
