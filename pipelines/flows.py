@@ -6,6 +6,11 @@ after a run ``dvc status`` is clean and ``dvc repro`` re-runs nothing. With
 ``orchestration.train_pool: gpu`` in params.yaml, training goes to the ``train-gpu``
 deployment (flow ``train_gpu``) on work pool ``gpu``: inputs and the trained model travel
 through the DVC remote, the stage's dvc.lock entry comes back as a flow-run artifact.
+The run ends by publishing forecasts/forecast.parquet as the table artifact ``forecast``.
+
+``forecast_refresh`` re-runs ingest, validate and forecast through the CLI in the scratch root
+``.refresh/`` (pipelines/delivery.py): new data, the current champion, no training, nothing
+DVC tracks touched; it publishes the same artifact.
 
 Deployments are in prefect.yaml; pipelines/README.md explains workers and pools.
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import Artifact, create_markdown_artifact
+from prefect.artifacts import Artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
@@ -27,6 +32,16 @@ from prefect.deployments import run_deployment
 from prefect.states import Cancelling
 from prefect.tasks import Task, exponential_backoff
 
+from pipelines.delivery import (
+    FORECAST_KEY,
+    FORECAST_PARQUET,
+    REFRESH_STAGES,
+    cli_stage,
+    forecast_summary,
+    read_forecast,
+    refresh_root,
+    table_rows,
+)
 from pipelines.dvc_runner import (
     StageFailed,
     dvc,
@@ -186,12 +201,36 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
         raise
 
 
+@task(name="publish-forecast", cache_policy=NO_CACHE)
+def publish_forecast(root: str, path: str, source: str) -> dict[str, Any] | None:
+    """The forecast file as a table artifact (key ``forecast``); None when there is no file."""
+    file = Path(path)
+    if not file.is_file():
+        get_run_logger().warning("%s not found: no forecast to publish", file)
+        return None
+    frame = read_forecast(file)
+    summary = forecast_summary(frame, file, Path(root))
+    rows = table_rows(frame)
+    shown = "" if len(rows) == len(frame) else f" (first {len(rows)} of {len(frame)} rows)"
+    create_table_artifact(
+        table=rows,
+        key=FORECAST_KEY,
+        description=f"tsforecast {source}: {summary['path']}{shown}, {summary['first']} .. {summary['last']}",
+    )
+    get_run_logger().info("published %s: %d rows", summary["path"], summary["rows"])
+    return summary
+
+
 @task(name="publish-report", cache_policy=NO_CACHE)
 def publish_report(
-    root: str, stages: list[str], failed: str | None = None, remote_train: dict[str, Any] | None = None
+    root: str,
+    stages: list[str],
+    failed: str | None = None,
+    remote_train: dict[str, Any] | None = None,
+    forecast: dict[str, Any] | None = None,
 ) -> str:
     """The run's markdown artifact: metrics vs baselines, registered version and alias, MLflow link."""
-    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train)
+    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train, forecast=forecast)
     create_markdown_artifact(
         markdown=markdown, key=REPORT_KEY, description="tsforecast: metrics, registered model, MLflow run"
     )
@@ -224,7 +263,9 @@ def forecast_pipeline(
     retry_backoff_s: float = RETRY_BACKOFF_S,
     train_timeout_s: float = TRAIN_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """ingest -> validate -> window -> train -> evaluate -> register, each a `dvc repro` of one stage.
+    """ingest -> validate -> window -> train -> evaluate -> register (then the other stages of
+    dvc.yaml), each a `dvc repro` of one stage; ends by publishing forecasts/forecast.parquet as
+    the table artifact ``forecast`` when the plan has the forecast stage.
 
     Args:
         repo_dir: the checkout to run in (default: the working directory the worker set).
@@ -250,14 +291,63 @@ def forecast_pipeline(
                 )
             else:
                 run_stage.with_options(name=stage, **opts)(str(root), stage)
+        published = (
+            publish_forecast(str(root), str(root / FORECAST_PARQUET), "nightly pipeline")
+            if "forecast" in plan
+            else None
+        )
     except Exception as e:
         try:  # the report says where the run stopped; the stage's error is what the flow fails with
             publish_report(str(root), plan, failed=str(e), remote_train=remote)
         except Exception:
             log.exception("could not publish the failure report")
         raise
-    publish_report(str(root), plan, remote_train=remote)
-    return {"stages": plan, "train_pool": pool, "remote_train": remote}
+    publish_report(str(root), plan, remote_train=remote, forecast=published)
+    return {"stages": plan, "train_pool": pool, "remote_train": remote, "forecast": published}
+
+
+@task(name="refresh-root", cache_policy=NO_CACHE)
+def prepare_refresh(root: str) -> str:
+    """The scratch root of the refresh (.refresh/): params, a copy of the model and its record."""
+    return str(refresh_root(Path(root)))
+
+
+@task(name="tsforecast", **_TASK_DEFAULTS)
+def run_cli_stage(root: str, stage: str) -> str:
+    """``tsforecast <stage> --root <root>``, outside DVC; its output goes to the Prefect log."""
+    cli_stage(Path(root), stage, get_run_logger())
+    return stage
+
+
+@flow(name="forecast-refresh", log_prints=True)
+def forecast_refresh(
+    repo_dir: str | None = None,
+    stages: list[str] | None = None,
+    retries: int = RETRIES,
+    retry_backoff_s: float = RETRY_BACKOFF_S,
+) -> dict[str, Any]:
+    """ingest -> validate -> forecast with the current champion, no training, in .refresh/.
+
+    The stages run through the CLI against the scratch root ``<checkout>/.refresh`` (its own
+    data/ and forecasts/), so nothing DVC tracks changes and ``dvc status`` stays clean. The
+    forecast is published as the table artifact ``forecast`` and left in
+    ``.refresh/forecasts/forecast.parquet``.
+
+    Args:
+        repo_dir: the checkout whose params, model and registry record to use (default: cwd).
+        stages: the stages to re-run (default: ingest, validate, forecast).
+        retries: retries of a transient fault per stage (data and config errors: none).
+        retry_backoff_s: first retry delay; it doubles with each retry.
+    """
+    root = repo_root(repo_dir)
+    plan = list(stages or REFRESH_STAGES)
+    scratch = prepare_refresh(str(root))
+    get_run_logger().info("refresh: %s in %s, no training", " -> ".join(plan), scratch)
+    opts = _retrying(retries, retry_backoff_s)
+    for stage in plan:
+        run_cli_stage.with_options(name=stage, **opts)(scratch, stage)
+    published = publish_forecast(str(root), str(Path(scratch) / FORECAST_PARQUET), "hourly refresh")
+    return {"stages": plan, "root": scratch, "forecast": published}
 
 
 @task(name="sync-workspace", cache_policy=NO_CACHE)

@@ -113,14 +113,29 @@ def _training_section(train: Mapping[str, Any] | None, remote: Mapping[str, Any]
     return [*lines, ""]
 
 
+def _forecast_section(forecast: Mapping[str, Any] | None, stages: Sequence[str]) -> list[str]:
+    if "forecast" not in stages:
+        return []
+    lines = ["## Forecast", ""]
+    if forecast is None:
+        return [*lines, "No forecast file was published: the forecast stage wrote none.", ""]
+    span = f"{forecast.get('first')} .. {forecast.get('last')}"
+    columns = ", ".join(f"`{c}`" for c in forecast.get("columns") or [])
+    lines.append(f"- `{forecast.get('path')}`: {_fmt(forecast.get('rows'))} rows, {span}; columns {columns}")
+    lines.append(f"- table artifact `{forecast.get('artifact_key')}`")
+    return [*lines, ""]
+
+
 def build_report(
     root: Path,
     stages: Sequence[str],
     *,
     failed: str | None = None,
     remote_train: Mapping[str, Any] | None = None,
+    forecast: Mapping[str, Any] | None = None,
 ) -> str:
-    """The run's markdown: stages, metrics vs baselines, registered version, MLflow link."""
+    """The run's markdown: stages, metrics vs baselines, registered version, MLflow link, and
+    the published forecast file when the run has a forecast stage."""
     evaluate = read_json(root / EVALUATE_JSON)
     registered = read_registered(root)
     train = read_json(root / TRAIN_JSON)
@@ -140,4 +155,6 @@ def build_report(
     lines.append("")
     lines += _registered_section(registered)
     lines += _training_section(train, remote_train)
+    if not failed:
+        lines += _forecast_section(forecast, stages)
     return "\n".join(lines).rstrip() + "\n"

@@ -77,6 +77,10 @@ def _stage(name: str) -> Callable[[argparse.Namespace], Any]:
             from tsforecast.registry import run_register
 
             return run_register(cfg, paths)
+        if name == "backtest":
+            from tsforecast.backtest import run_backtest
+
+            return run_backtest(cfg.evaluate, cfg.backtest, paths)
         raise AssertionError(name)
 
     return run
@@ -125,6 +129,7 @@ HELP = {
     "train": "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
     "evaluate": "score the model and naive baselines on the test windows -> metrics/, plots/",
     "register": "log the run to MLflow, register a version, move the champion alias if it wins",
+    "backtest": "forecast from backtest.n_cutoffs test origins (no refit), score each -> metrics/backtest.json",
     "forecast": "forecast the horizon after the validated data with intervals -> forecasts/, plots/future.png",
 }
 
@@ -154,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in STAGES:
         p = sub.add_parser(name, parents=[common], help=HELP[name], description=HELP[name])
         p.set_defaults(func=_stage(name), title=name)
+    p = sub.add_parser("backtest", parents=[common], help=HELP["backtest"], description=HELP["backtest"])
+    p.set_defaults(func=_stage("backtest"), title="backtest")
 
     p = sub.add_parser("forecast", parents=[common], help=HELP["forecast"], description=HELP["forecast"])
     p.set_defaults(func=_cmd_forecast, title="forecast")

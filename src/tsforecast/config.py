@@ -218,6 +218,19 @@ class ForecastConfig(_Section):
         return v
 
 
+class BacktestConfig(_Section):
+    """Rolling-origin evaluation over the test period (stage ``backtest``)."""
+
+    n_cutoffs: int = 5  # forecast origins, evenly spread over the test period
+
+    @field_validator("n_cutoffs")
+    @classmethod
+    def _at_least_one(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be an integer >= 1 (the number of forecast origins in the test period)")
+        return v
+
+
 class OrchestrationConfig(_Section):
     """Where Prefect sends the train stage."""
 
@@ -240,6 +253,7 @@ class Config(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     register: RegisterConfig = RegisterConfig()
     forecast: ForecastConfig = ForecastConfig()
+    backtest: BacktestConfig = BacktestConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")

@@ -98,13 +98,17 @@ def _tail(path: Path, lines: int = 80) -> str:
 
 def test_deployments_sit_on_their_pools(prefect_server, deployed: Path) -> None:
     pools = {name: deployment(prefect_server, name)["work_pool_name"] for name in (
-        f"{PIPELINE}/forecast-nightly", f"{PIPELINE}/forecast-on-demand", "train-gpu/train-gpu")}  # fmt: skip
+        f"{PIPELINE}/forecast-nightly", f"{PIPELINE}/forecast-on-demand", "train-gpu/train-gpu",
+        "forecast-refresh/forecast-refresh")}  # fmt: skip
     assert pools == {
         f"{PIPELINE}/forecast-nightly": "cpu",
         f"{PIPELINE}/forecast-on-demand": "cpu",
         "train-gpu/train-gpu": "gpu",
+        "forecast-refresh/forecast-refresh": "cpu",
     }
     assert deployment(prefect_server, f"{PIPELINE}/forecast-on-demand")["schedules"] == []
+    [hourly] = deployment(prefect_server, "forecast-refresh/forecast-refresh")["schedules"]
+    assert hourly["schedule"]["cron"] == "30 * * * *" and hourly["active"] is True
 
 
 def test_forecast_nightly_carries_its_cron_schedule_and_the_server_scheduled_runs(

@@ -27,14 +27,8 @@ def set_param(repo: Path, dotted: str, value: object) -> None:
 def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Path, dvc) -> None:
     first = dvc("repro")
     assert ran_stages(first.stdout) == {
-        "ingest",
-        "validate",
-        "window",
-        "train",
-        "evaluate",
-        "register",
-        "forecast",
-    }
+        "ingest", "validate", "window", "train", "evaluate", "register", "backtest", "forecast"
+    }  # fmt: skip
     for out in (
         "data/raw/data.parquet",
         "data/validated/data.parquet",
@@ -51,6 +45,9 @@ def test_repro_builds_every_output_and_a_second_repro_runs_nothing(tiny_repo: Pa
         "forecasts/forecast.parquet",
         "plots/future.png",
         "plots/future.json",
+        "metrics/backtest.json",
+        "metrics/backtest.parquet",
+        "plots/backtest.png",
     ):
         assert (tiny_repo / out).is_file(), out
     fc = pd.read_parquet(tiny_repo / "forecasts/forecast.parquet")

@@ -26,7 +26,9 @@ from tsforecast.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "params.yaml"
-SECTIONS = ["data", "split", "window", "model", "train", "evaluate", "register", "forecast", "orchestration"]
+SECTIONS = [
+    "data", "split", "window", "model", "train", "evaluate", "register", "forecast", "backtest", "orchestration"
+]  # fmt: skip
 
 
 def _write(tmp_path: Path, raw: Any, name: str = "params.yaml") -> Path:
