@@ -76,7 +76,7 @@ def _stage(name: str) -> Callable[[argparse.Namespace], Any]:
         if name == "register":
             from tsforecast.registry import run_register
 
-            return run_register(cfg, paths)
+            return run_register(cfg.data, cfg.window, cfg.register, paths)
         raise AssertionError(name)
 
     return run
@@ -93,6 +93,21 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     from tsforecast.predict import run_predict
 
     return run_predict(args.model, args.input, args.output, tracking_uri=args.tracking_uri)
+
+
+def _cmd_promote(args: argparse.Namespace) -> Any:
+    from tsforecast.registry import run_promote
+
+    cfg, paths = _context(args)
+    return run_promote(
+        args.version,
+        cfg.register,
+        paths,
+        model_name=args.model_name,
+        alias=args.alias,
+        force=args.force,
+        reason=args.reason,
+    )
 
 
 def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="CSV to write: timestamp, forecast")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     p.set_defaults(func=_cmd_predict, title="predict")
+
+    p = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="move the champion alias to a registered version by hand",
+        description="Move register.alias (champion) of register.model_name to VERSION. Refuses a "
+        "version of another task identity (data source, target, covariates, frequency, horizon, "
+        "input size) unless --force; records who and why as the version's tsforecast.promotion tag.",
+    )
+    p.add_argument("version", type=int, metavar="VERSION", help="the registered version to promote")
+    p.add_argument("--model-name", help="registered model (default: register.model_name)")
+    p.add_argument("--alias", help="alias to move (default: register.alias)")
+    p.add_argument("--force", action="store_true", help="promote even across task identities")
+    p.add_argument("--reason", default="deliberate promotion", help="why, recorded on the version")
+    p.set_defaults(func=_cmd_promote, title="promote")
 
     p = sub.add_parser("explain", help="illustrations of how the model works")
     esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
