@@ -16,7 +16,8 @@ from tsforecast.cli import main
 from tsforecast.errors import DataError
 from tsforecast.model import load_model
 from tsforecast.predict import ForecastSpec, forecast, tracking
-from tsforecast.registry import run_register, tracking_uri
+from tsforecast.registry import run_register
+from tsforecast.tracking import tracking_uri
 
 L, H = 24, 6  # the tiny repo's window
 
@@ -24,7 +25,7 @@ L, H = 24, 6  # the tiny repo's window
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
     """The tiny repo with its model registered as champion in its own sqlite store."""
-    run_register(tiny_repo.cfg, tiny_repo.paths)
+    run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
     return tiny_repo
 
 
