@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from tsforecast.errors import TsForecastError
+from tsforecast.errors import TransientError, TsForecastError
 
 log = logging.getLogger("tsforecast")
 
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = str(e).splitlines() or [type(e).__name__]
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        return 1
+        return 75 if isinstance(e, TransientError) else 1  # EX_TEMPFAIL: a retry may fix it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

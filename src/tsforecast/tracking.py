@@ -194,8 +194,8 @@ def with_retries(fn: Callable[[], T], uri: str, retries: int, backoff_s: float, 
             if attempt == attempts:
                 raise TransientError(
                     f"MLflow at {uri} is unreachable: {attempts} attempt(s) over "
-                    f"{time.monotonic() - t0:.0f} s failed ({first_line(e)[:200]}); nothing was "
-                    f"left half done: the {what} step did not finish. Start the server (or unset "
+                    f"{time.monotonic() - t0:.0f} s failed ({first_line(e)[:200]}); the {what} step "
+                    "did not finish. Start the server (or unset "
                     "MLFLOW_TRACKING_URI to use the local sqlite store), then rerun `dvc repro`: "
                     "it finishes the registration without a duplicate version"
                 ) from None
