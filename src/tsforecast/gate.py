@@ -75,11 +75,10 @@ def decide(
     if champion is not None and champion.version == v:
         return Decision("champion", f"champion: {me} already holds the alias")
     if champion is not None and not candidate.identity.same_task(champion.identity):
-        diff = "; ".join(candidate.identity.differences(champion.identity))
+        diff = "; ".join(candidate.identity.differences(champion.identity, f"v{v}", f"v{champion.version}"))
         return Decision(
             "none",
-            f"registered only: v{v} is another task than {alias} v{champion.version} ({diff}; "
-            f"this vs the {alias}'s), so the {alias} alias stays on v{champion.version}. To serve this "
+            f"registered only: v{v} is another task than {alias} v{champion.version} ({diff}), so the {alias} alias stays on v{champion.version}. To serve this "
             f"model, set register.model_name to a new name and rerun, or promote it deliberately with "
             f"`tsforecast promote {v} --force`",
         )

@@ -388,9 +388,9 @@ def _promote_once(
         theirs = identity_from_tags(client.get_model_version(name, str(holder)).tags or {})
         crossing = not mine.same_task(theirs)
         if crossing and not force:
-            diff = "; ".join(mine.differences(theirs))
+            diff = "; ".join(mine.differences(theirs, f"v{version}", f"v{holder}"))
             raise RegistryError(
-                f"v{version} is another task than @{alias} v{holder} ({diff}; v{version} vs v{holder}): "
+                f"v{version} is another task than @{alias} v{holder} ({diff}): "
                 f"clients of models:/{name}@{alias} would get a different forecast - pass --force to "
                 f"promote it anyway, or register it under another register.model_name"
             )

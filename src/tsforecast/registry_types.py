@@ -56,18 +56,18 @@ class IdentityView:
     hash: str | None  # None: a version registered before identities were recorded
     fields: dict[str, str]
 
-    def differences(self, other: IdentityView) -> list[str]:
-        """``["horizon 48 vs 26", ...]``: the fields that differ, self's value first."""
+    def differences(self, other: IdentityView, me: str = "this", them: str = "the other") -> list[str]:
+        """``["horizon: v3 has 26, v1 has 48", ...]``: the fields that differ, named by ``me``/``them``."""
         if self.hash is None or other.hash is None:
-            who = "this version" if self.hash is None else "the other version"
+            who = me if self.hash is None else them
             return [f"{who} records no task identity (registered before identities were recorded)"]
         keys = list(dict.fromkeys([*self.fields, *other.fields]))
         out = [
-            f"{k} {self.fields.get(k, '<unset>')} vs {other.fields.get(k, '<unset>')}"
+            f"{k}: {me} has {self.fields.get(k, '<unset>')}, {them} has {other.fields.get(k, '<unset>')}"
             for k in keys
             if self.fields.get(k) != other.fields.get(k)
         ]
-        return out or [f"identity {self.hash} vs {other.hash}"]
+        return out or [f"identity: {me} has {self.hash}, {them} has {other.hash}"]
 
     def same_task(self, other: IdentityView) -> bool:
         """True when both record an identity and it is the same."""

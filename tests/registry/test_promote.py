@@ -62,7 +62,7 @@ def test_promote_refuses_another_task_without_force_naming_the_fields_and_the_fl
     with pytest.raises(RegistryError) as err:
         run_promote(3, two_tasks.cfg.register, two_tasks.paths)
     message = str(err.value)
-    assert message.startswith("v3 is another task than @champion v1 (horizon 4 vs 6; v3 vs v1)")
+    assert message.startswith("v3 is another task than @champion v1 (horizon: v3 has 4, v1 has 6)")
     assert "pass --force" in message
     assert holder(two_tasks) == 1
     assert "tsforecast.promotion" not in client_for(two_tasks).get_model_version("tiny-lstm", "3").tags

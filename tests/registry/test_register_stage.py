@@ -396,7 +396,7 @@ def test_another_data_source_is_registered_but_never_takes_the_alias(
     assert second.identity != first.identity
     assert second.champion_version == 1 and second.champion_identity == first.identity
     assert second.reason.startswith("registered only: v2 is another task than champion v1 (")
-    assert "data_source data/external/other.csv vs data/external/series.csv" in second.reason
+    assert "data_source: v2 has data/external/other.csv, v1 has data/external/series.csv" in second.reason
     assert "set register.model_name to a new name" in second.reason
     assert "`tsforecast promote 2 --force`" in second.reason
     lines = [r.getMessage() for r in caplog.records if "registered only" in r.getMessage()]
@@ -409,7 +409,7 @@ def test_another_horizon_is_registered_but_never_takes_the_alias(tiny_repo: Repo
     run_stages(tiny_repo.root, ("window", "train", "evaluate"))
     second = register(tiny_repo)
     assert second.aliases == [] and champion_version(tiny_repo) == 1
-    assert "horizon 4 vs 6" in second.reason
+    assert "horizon: v2 has 4, v1 has 6" in second.reason
     assert second.identity_fields["horizon"] == 4
 
 

@@ -52,7 +52,7 @@ def test_another_data_source_is_registered_only_and_the_message_says_how_to_go_o
     d = decide(champion(0.9), contender(0.1, identity=OTHER_SOURCE), alias="champion")
     assert d.role == "none"
     assert "v2 is another task than champion v1" in d.reason
-    assert "data_source data/external/other.csv vs builtin:taylor" in d.reason
+    assert "data_source: v2 has data/external/other.csv, v1 has builtin:taylor" in d.reason
     assert "the champion alias stays on v1" in d.reason
     assert "set register.model_name to a new name" in d.reason
     assert "`tsforecast promote 2 --force`" in d.reason
@@ -61,7 +61,7 @@ def test_another_data_source_is_registered_only_and_the_message_says_how_to_go_o
 def test_another_horizon_is_another_task_even_with_a_better_score() -> None:
     d = decide(champion(0.9), contender(0.01, identity=SHORTER))
     assert d.role == "none"
-    assert "horizon 26 vs 48" in d.reason
+    assert "horizon: v2 has 26, v1 has 48" in d.reason
 
 
 def test_a_champion_without_an_identity_is_not_replaced_by_the_gate() -> None:

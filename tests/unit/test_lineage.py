@@ -66,7 +66,10 @@ def test_identity_round_trips_through_version_tags() -> None:
 
 def test_differences_name_each_differing_field_with_both_values() -> None:
     a, b = taylor().view(), taylor(data_path="x.csv", horizon=26).view()
-    assert a.differences(b) == ["data_source builtin:taylor vs x.csv", "horizon 48 vs 26"]
+    assert a.differences(b, "v1", "v2") == [
+        "data_source: v1 has builtin:taylor, v2 has x.csv",
+        "horizon: v1 has 48, v2 has 26",
+    ]
     assert not a.same_task(b)
 
 
@@ -74,7 +77,7 @@ def test_a_version_without_identity_tags_is_no_known_task() -> None:
     old = identity_from_tags({"git.commit": "abc"})
     assert old.hash is None
     assert not old.same_task(old)
-    assert "records no task identity" in taylor().view().differences(old)[0]
+    assert taylor().view().differences(old, "v2", "v1")[0].startswith("v1 records no task identity")
 
 
 def test_flat_metrics_names_test_baseline_and_train_values() -> None:
