@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from tsforecast.errors import TsForecastError
+from tsforecast.errors import TransientError, TsForecastError
 
 log = logging.getLogger("tsforecast")
 
@@ -76,7 +76,7 @@ def _stage(name: str) -> Callable[[argparse.Namespace], Any]:
         if name == "register":
             from tsforecast.registry import run_register
 
-            return run_register(cfg, paths)
+            return run_register(cfg.data, cfg.window, cfg.register, paths)
         if name == "backtest":
             from tsforecast.backtest import run_backtest
 
@@ -112,6 +112,21 @@ def _cmd_forecast(args: argparse.Namespace) -> Any:
 
     cfg, paths = _context(args)
     return run_forecast(cfg.data, cfg.forecast, paths)
+
+
+def _cmd_promote(args: argparse.Namespace) -> Any:
+    from tsforecast.registry import run_promote
+
+    cfg, paths = _context(args)
+    return run_promote(
+        args.version,
+        cfg.register,
+        paths,
+        model_name=args.model_name,
+        alias=args.alias,
+        force=args.force,
+        reason=args.reason,
+    )
 
 
 def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     p.set_defaults(func=_cmd_predict, title="predict")
 
+    p = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="move the champion alias to a registered version by hand",
+        description="Move register.alias (champion) of register.model_name to VERSION. Refuses a "
+        "version of another task identity (data source, target, covariates, frequency, horizon, "
+        "input size) unless --force; records who and why as the version's tsforecast.promotion tag.",
+    )
+    p.add_argument("version", type=int, metavar="VERSION", help="the registered version to promote")
+    p.add_argument("--model-name", help="registered model (default: register.model_name)")
+    p.add_argument("--alias", help="alias to move (default: register.alias)")
+    p.add_argument("--force", action="store_true", help="promote even across task identities")
+    p.add_argument("--reason", default="deliberate promotion", help="why, recorded on the version")
+    p.set_defaults(func=_cmd_promote, title="promote")
+
     p = sub.add_parser("explain", help="illustrations of how the model works")
     esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     g = esub.add_parser(
@@ -229,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = str(e).splitlines() or [type(e).__name__]
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        return 1
+        return 75 if isinstance(e, TransientError) else 1  # EX_TEMPFAIL: a retry may fix it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

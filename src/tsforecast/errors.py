@@ -27,3 +27,7 @@ class ModelLoadError(TsForecastError):
 
 class RegistryError(TsForecastError):
     """The MLflow tracking server or registry could not be reached or updated."""
+
+
+class TransientError(TsForecastError):
+    """A failure a retry may fix (the tracking server unreachable); the CLI exits 75 (EX_TEMPFAIL)."""

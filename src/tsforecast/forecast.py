@@ -130,7 +130,7 @@ def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, titl
 
 def _load(choice: ModelChoice, paths: Paths) -> tuple[Any, dict[str, Any]]:
     if choice.source == "champion":
-        from tsforecast.mlflow_store import default_tracking_uri, load_forecaster
+        from tsforecast.tracking import default_tracking_uri, load_forecaster
 
         assert choice.uri is not None
         return load_forecaster(choice.uri, default_tracking_uri(paths))
@@ -143,7 +143,7 @@ def _champion_run(choice: ModelChoice, paths: Paths) -> str | None:
     """The MLflow run of the champion version (another run's model)."""
     from mlflow import MlflowClient
 
-    from tsforecast.mlflow_store import default_tracking_uri
+    from tsforecast.tracking import default_tracking_uri
 
     assert choice.uri is not None
     name, version = choice.uri.removeprefix("models:/").rsplit("/", 1)
@@ -158,7 +158,7 @@ def log_to_run(run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: 
     """Log the table (``forecast/forecast_<first>.json``, once per origin) and the files to ``run_id``."""
     from mlflow import MlflowClient
 
-    from tsforecast.mlflow_store import default_tracking_uri, tracking
+    from tsforecast.tracking import default_tracking_uri, tracking
 
     uri = default_tracking_uri(paths)
     name = f"forecast_{pd.Timestamp(out['timestamp'].iloc[0]):%Y%m%dT%H%M%S}.json"

@@ -21,8 +21,8 @@ import pandas as pd
 
 from tsforecast.errors import DataError
 from tsforecast.forecasting import ForecastSpec, forecast_frame
-from tsforecast.mlflow_store import default_tracking_uri, load_forecaster, tracking
 from tsforecast.paths import Paths
+from tsforecast.tracking import default_tracking_uri, load_forecaster, tracking
 
 log = logging.getLogger(__name__)
 

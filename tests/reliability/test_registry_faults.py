@@ -3,16 +3,17 @@
 (a) an unreachable MLflow: bounded retries, then one clear error naming the URI; a rerun
     registers exactly one version;
 (b) two registrations at once both get versions and the champion ends on the better one
-    (sqlite: a file lock; a server: the compare-and-set gate);
+    (sqlite: a file lock; a server: the compare-and-set gate); both wait at a barrier first,
+    so they really overlap and the tests cannot pass with them run one after the other;
 (c) nothing is registered and the alias does not move when an earlier stage failed.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from tests.barrier_registration import register_at_barrier
 from tests.mlflow_fixtures import (  # noqa: F401
-    BIN,
     MlflowServer,
     Repo,
     clean_env,
@@ -35,9 +36,18 @@ from tests.mlflow_fixtures import (  # noqa: F401
 )
 from tsforecast import registry
 from tsforecast.cli import main
-from tsforecast.errors import RegistryError
+from tsforecast.errors import RegistryError, TransientError
 from tsforecast.model import load_model, save_model
-from tsforecast.registry import run_register, tracking_uri
+from tsforecast.registry import RegisterResult, run_register
+from tsforecast.registry_types import FINGERPRINT_TAG
+from tsforecast.tracking import tracking_uri
+
+
+def register(repo: Repo, **register_changes: object) -> RegisterResult:
+    """The register stage as the CLI calls it, with optional changes to the register section."""
+    cfg = repo.cfg
+    rc = cfg.register.model_copy(update=register_changes)
+    return run_register(cfg.data, cfg.window, rc, repo.paths)
 
 
 def client_at(uri: str) -> MlflowClient:
@@ -53,7 +63,7 @@ def champion(uri: str, name: str = "tiny-lstm") -> int:
 
 
 def fingerprint_of(uri: str, version: int, name: str = "tiny-lstm") -> str:
-    return client_at(uri).get_model_version(name, str(version)).tags[registry.FINGERPRINT_TAG]
+    return client_at(uri).get_model_version(name, str(version)).tags[FINGERPRINT_TAG]
 
 
 # ---------------------------------------------------------------------------- (a) unreachable
@@ -65,8 +75,8 @@ def test_unreachable_server_fails_after_bounded_retries_naming_the_uri(
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     t0 = time.monotonic()
-    with pytest.raises(RegistryError) as err:
-        run_register(tiny_repo.cfg, tiny_repo.paths)  # register.max_retries=2, retry_backoff_s=0.1
+    with pytest.raises(TransientError) as err:
+        register(tiny_repo)  # register.max_retries=2, retry_backoff_s=0.1
     elapsed = time.monotonic() - t0
     message = str(err.value)
     assert message.startswith(f"MLflow at {url} is unreachable: 3 attempt(s) over")
@@ -79,7 +89,7 @@ def test_unreachable_server_fails_after_bounded_retries_naming_the_uri(
 def test_cli_prints_one_line_for_an_unreachable_server(tiny_repo: Repo) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     proc = run_cli("register", cwd=tiny_repo.root, env=clean_env(MLFLOW_TRACKING_URI=url), timeout=180)
-    assert proc.returncode == 1
+    assert proc.returncode == 75  # EX_TEMPFAIL: a retry may fix it
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: MLflow at {url} is unreachable")
@@ -106,22 +116,19 @@ def test_outage_after_the_run_was_logged_then_rerun_registers_exactly_one_versio
 ) -> None:
     import mlflow
 
-    cfg = tiny_repo.cfg.model_copy(
-        update={"register": tiny_repo.cfg.register.model_copy(update={"max_retries": 0})}
-    )
     wrap, calls = _fail(requests.exceptions.ConnectionError("Connection refused"), times=1)
     monkeypatch.setattr(mlflow, "register_model", wrap(mlflow.register_model))
-    with pytest.raises(RegistryError, match="is unreachable: 1 attempt"):
-        run_register(cfg, tiny_repo.paths)
+    with pytest.raises(TransientError, match="is unreachable: 1 attempt"):
+        register(tiny_repo, max_retries=0)
     assert calls["n"] == 1
     uri = tracking_uri(tiny_repo.paths)
     assert versions(uri) == []
-    result = run_register(cfg, tiny_repo.paths)  # the server is back
+    result = register(tiny_repo, max_retries=0)  # the server is back
     assert (result.version, result.champion, result.reused) == (1, True, False)
     assert len(versions(uri)) == 1
     runs = client_at(uri).search_runs([result.experiment_id])
     assert [r.info.run_id for r in runs] == [result.run_id]  # the interrupted run was reused
-    assert run_register(cfg, tiny_repo.paths).version == 1  # and again: still one version
+    assert register(tiny_repo, max_retries=0).version == 1  # and again: still one version
 
 
 def test_outage_while_logging_is_retried_and_leaves_one_run(
@@ -131,7 +138,7 @@ def test_outage_while_logging_is_retried_and_leaves_one_run(
 
     wrap, calls = _fail(requests.exceptions.ConnectionError("Connection aborted"), times=1)
     monkeypatch.setattr(mlflow.pyfunc, "log_model", wrap(mlflow.pyfunc.log_model))
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)  # max_retries=2: the second attempt works
+    result = register(tiny_repo)  # max_retries=2: the second attempt works
     assert calls["n"] == 2
     uri = tracking_uri(tiny_repo.paths)
     assert len(versions(uri)) == 1 and result.champion
@@ -149,7 +156,7 @@ def test_a_non_transient_error_is_not_retried(tiny_repo: Repo, monkeypatch: pyte
     wrap, calls = _fail(MlflowException("permission denied", error_code="PERMISSION_DENIED"), times=5)
     monkeypatch.setattr(mlflow, "register_model", wrap(mlflow.register_model))
     with pytest.raises(RegistryError, match=r"refused to register: permission denied"):
-        run_register(tiny_repo.cfg, tiny_repo.paths)
+        register(tiny_repo)
     assert calls["n"] == 1
 
 
@@ -168,21 +175,19 @@ def _two_repos(template: Path, tmp_path: Path) -> tuple[Repo, Repo, float, float
     return good, worse, good_mse, worse_mse
 
 
-def _register_at_once(repos: list[Repo], env: dict[str, str]) -> list[dict]:
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "tsforecast"), "register"],
-            cwd=r.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in repos
-    ]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+def _register_at_once(repos: list[Repo], uri: str, where: str) -> list[dict]:
+    """Register each repo in its own process; both wait at a barrier at ``where`` first."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(repos))
+    procs = [ctx.Process(target=register_at_barrier, args=(str(r.root), uri, barrier, where)) for r in repos]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    for r, p in zip(repos, procs, strict=True):
+        log = (r.root / "register.log").read_text() if (r.root / "register.log").exists() else ""
+        assert p.exitcode == 0, f"{r.root.name}: exit {p.exitcode}\n{log[-3000:]}"
+        assert f"passed {where}" in log  # it met the other registration there
     return [json.loads((r.paths.reports / "registered.json").read_text()) for r in repos]
 
 
@@ -191,13 +196,15 @@ def test_two_registrations_at_once_on_sqlite_both_register_and_the_better_is_cha
 ) -> None:
     good, worse, _, _ = _two_repos(tiny_repo_template, tmp_path)
     uri = init_store(tmp_path / "shared" / "mlflow.db")
-    results = _register_at_once([worse, good], clean_env(MLFLOW_TRACKING_URI=uri))
+    results = _register_at_once([worse, good], uri, where="store_lock")
     assert sorted(r["version"] for r in results) == [1, 2]
     good_result = results[1]
     assert champion(uri) == good_result["version"]
     assert good_result["champion"] is True
     assert fingerprint_of(uri, champion(uri)) == good_result["fingerprint"]
-    assert (tmp_path / "shared" / "mlflow.db-lock").exists()
+    logs = [(r.root / "register.log").read_text() for r in (worse, good)]
+    waited = [log for log in logs if "another registration holds" in log]
+    assert len(waited) == 1  # they overlapped: one found the store locked by the other and waited
 
 
 def _stale_write(monkeypatch: pytest.MonkeyPatch, version: str) -> dict:
@@ -232,13 +239,12 @@ def test_gate_moves_the_alias_back_when_a_worse_version_overwrote_it(
 ) -> None:
     good = {f: (tiny_repo.root / f).read_bytes() for f in ("models/model.pt", "metrics/evaluate.json")}
     perturb_model(tiny_repo, noise=0.02)
-    assert run_register(tiny_repo.cfg, tiny_repo.paths).champion  # v1: worse, champion for now
+    assert register(tiny_repo).champion  # v1: worse, champion for now
     for f, data in good.items():
         (tiny_repo.root / f).write_bytes(data)
-    state = _stale_write(monkeypatch, "1")  # a concurrent registration that still thinks v1 wins
-    with caplog.at_level("INFO", logger="tsforecast.registry"):
-        result = run_register(tiny_repo.cfg, tiny_repo.paths)
-    assert state["fired"]
+    _stale_write(monkeypatch, "1")  # a concurrent registration that still thinks v1 wins
+    with caplog.at_level("INFO", logger="tsforecast"):
+        result = register(tiny_repo)
     assert result.version == 2 and result.champion is True
     assert champion(tracking_uri(tiny_repo.paths)) == 2
     assert "moved to v1 meanwhile, but v2 is better: moving it back" in caplog.text
@@ -250,15 +256,15 @@ def test_gate_yields_when_a_better_version_won_meanwhile(
     uri = tracking_uri(tiny_repo.paths)
     good = {f: (tiny_repo.root / f).read_bytes() for f in ("models/model.pt", "metrics/evaluate.json")}
     perturb_model(tiny_repo, noise=0.05)
-    assert run_register(tiny_repo.cfg, tiny_repo.paths).champion  # v1: the worst
+    assert register(tiny_repo).champion  # v1: the worst
     for f, data in good.items():
         (tiny_repo.root / f).write_bytes(data)
-    best = run_register(tiny_repo.cfg, tiny_repo.paths)  # v2: the best, champion
+    best = register(tiny_repo)  # v2: the best, champion
     assert best.champion and best.version == 2
     client_at(uri).set_registered_model_alias("tiny-lstm", "champion", "1")  # pretend v2 is still racing
     perturb_model(tiny_repo, noise=0.01)  # v3: between the two
     _stale_write(monkeypatch, "2")  # v2's registration lands its alias just after v3's
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     assert result.version == 3
     assert result.champion is False and result.aliases == ["challenger"]
     assert champion(uri) == 2
@@ -272,7 +278,7 @@ def test_two_registrations_at_once_on_a_server_both_register_and_the_better_is_c
     good, worse, _, _ = _two_repos(tiny_repo_template, tmp_path)
     for r in (good, worse):
         r.set_params(register={"model_name": "race-lstm"})
-    results = _register_at_once([worse, good], mlflow_server.env())
+    results = _register_at_once([worse, good], mlflow_server.url, where="apply_alias")
     assert sorted(r["version"] for r in results) == [1, 2]
     assert champion(mlflow_server.url, "race-lstm") == results[1]["version"]
     assert results[1]["champion"] is True and results[0]["champion"] is False
@@ -289,14 +295,14 @@ def _nothing_registered(repo: Repo) -> None:
 def test_refuses_when_evaluate_did_not_run(tiny_repo: Repo) -> None:
     (tiny_repo.paths.metrics / "evaluate.json").unlink()
     with pytest.raises(RegistryError, match=r"evaluate.json not found: the evaluate stage has not run"):
-        run_register(tiny_repo.cfg, tiny_repo.paths)
+        register(tiny_repo)
     _nothing_registered(tiny_repo)
 
 
 def test_refuses_when_train_did_not_run(tiny_repo: Repo) -> None:
     shutil.rmtree(tiny_repo.paths.models)
     with pytest.raises(RegistryError, match=r"model.pt not found: the train stage has not run"):
-        run_register(tiny_repo.cfg, tiny_repo.paths)
+        register(tiny_repo)
     _nothing_registered(tiny_repo)
 
 
@@ -313,12 +319,12 @@ def test_refuses_when_the_metrics_are_older_than_a_retrained_model(tiny_repo: Re
     with pytest.raises(
         RegistryError, match=r"does not describe .*model.pt on data/prepared/ .*older than the model"
     ):
-        run_register(tiny_repo.cfg, tiny_repo.paths)
+        register(tiny_repo)
     _nothing_registered(tiny_repo)
 
 
 def test_failed_stage_leaves_the_champion_where_it_was(tiny_repo: Repo, capsys) -> None:
-    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    first = register(tiny_repo)
     perturb_model(tiny_repo, noise=0.001)  # a new model ...
     (tiny_repo.paths.metrics / "evaluate.json").unlink()  # ... whose evaluate stage failed
     capsys.readouterr()

@@ -17,7 +17,7 @@ H = 6  # the tiny repo's horizon
 
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
-    run_register(tiny_repo.cfg, tiny_repo.paths)
+    run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
     return tiny_repo
 
 
@@ -46,6 +46,11 @@ def test_choose_model_follows_the_identity_rule() -> None:
 
 def test_forecast_contract_with_the_local_model_when_identities_are_missing(registered: Repo, caplog) -> None:
     cfg, paths = registered.cfg, registered.paths
+    path = paths.reports / "registered.json"  # as written before task identities existed
+    reg = json.loads(path.read_text())
+    for key in ("identity", "identity_fields", "champion_identity"):
+        reg.pop(key, None)
+    path.write_text(json.dumps(reg))
     with caplog.at_level("INFO", logger="tsforecast.forecast"):
         result = run_forecast(cfg.data, cfg.forecast, paths)
     assert result.source == "local" and result.model == "models/model.pt"
@@ -66,7 +71,7 @@ def test_forecast_contract_with_the_local_model_when_identities_are_missing(regi
 def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registered: Repo) -> None:
     from mlflow import MlflowClient
 
-    from tsforecast.mlflow_store import default_tracking_uri
+    from tsforecast.tracking import default_tracking_uri
 
     with_identity(registered, "abc", "abc")
     cfg, paths = registered.cfg, registered.paths
@@ -103,3 +108,12 @@ def test_forecast_cli_without_a_model_is_a_one_line_error(tiny_repo: Repo, capsy
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "model.pt: model file not found; run `tsforecast train`" in err
     assert not (tiny_repo.paths.forecasts / "forecast.parquet").exists()
+
+
+def test_forecast_uses_the_champion_the_register_stage_recorded(registered: Repo) -> None:
+    cfg, paths = registered.cfg, registered.paths
+    reg = json.loads((paths.reports / "registered.json").read_text())
+    assert reg["champion_identity"] == reg["identity"]  # v1 of a new model name is its champion
+    result = run_forecast(cfg.data, cfg.forecast, paths)
+    assert result.source == "champion"
+    assert len(pd.read_parquet(paths.forecasts / "forecast.parquet")) == H

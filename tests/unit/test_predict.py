@@ -15,10 +15,10 @@ from tests.mlflow_fixtures import Repo, clean_env, fixture_tiny_repo, fixture_ti
 from tsforecast.cli import main
 from tsforecast.errors import DataError
 from tsforecast.forecasting import forecast_frame
-from tsforecast.mlflow_store import tracking
 from tsforecast.model import load_model
 from tsforecast.pyfunc import ForecastInputError
-from tsforecast.registry import run_register, tracking_uri
+from tsforecast.registry import run_register
+from tsforecast.tracking import tracking, tracking_uri
 
 L, H = 24, 6  # the tiny repo's window
 COLUMNS = ["timestamp", "forecast", "lo_80", "hi_80"]
@@ -36,7 +36,7 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
     """The tiny repo with its model registered as champion in its own sqlite store."""
-    run_register(tiny_repo.cfg, tiny_repo.paths)
+    run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
     return tiny_repo
 
 

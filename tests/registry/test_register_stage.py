@@ -1,4 +1,4 @@
-"""The register stage against a temp sqlite store: the run, the version, the champion gate."""
+"""The register stage against a temp sqlite store: the run, the version, the champion gate, identity."""
 
 from __future__ import annotations
 
@@ -18,15 +18,11 @@ from tests.mlflow_fixtures import (  # noqa: F401
     run_stages,
     sine_frame,
 )
-from tsforecast.registry import (
-    DATA_HASH_TAG,
-    FINGERPRINT_TAG,
-    MSE_TAG,
-    RESCORED_TAG,
-    flat_metrics,
-    run_register,
-    tracking_uri,
-)
+from tsforecast import registry
+from tsforecast.lineage import params_hash
+from tsforecast.registry import RegisterResult, run_register
+from tsforecast.registry_types import DATA_HASH_TAG, FINGERPRINT_TAG, MSE_TAG, RESCORED_TAG
+from tsforecast.tracking import tracking_uri
 
 CONTRACT_KEYS = {
     "model_name",
@@ -41,7 +37,16 @@ CONTRACT_KEYS = {
     "mse_scaled",
     "champion_version",
     "champion_mse_scaled",
+    "identity",
+    "identity_fields",
+    "champion_identity",
 }
+
+
+def register(repo: Repo) -> RegisterResult:
+    """The register stage as the CLI calls it: the sections it reads, from the repo's params."""
+    cfg = repo.cfg
+    return run_register(cfg.data, cfg.window, cfg.register, repo.paths)
 
 
 def client_for(repo: Repo) -> MlflowClient:
@@ -68,13 +73,22 @@ def test_default_store_is_sqlite_beside_params(tiny_repo: Repo) -> None:
     assert tracking_uri(tiny_repo.paths) == f"sqlite:///{tiny_repo.root / 'mlflow.db'}"
 
 
-def test_tracking_uri_env_overrides_the_default(tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking_uri(tiny_repo.paths) == "http://127.0.0.1:5999"
+def test_tracking_uri_env_sends_the_registration_to_that_store(
+    tiny_repo: Repo, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    result = register(tiny_repo)
+    assert result.tracking_uri == elsewhere
+    there = MlflowClient(tracking_uri=elsewhere, registry_uri=elsewhere)
+    assert [int(v.version) for v in there.search_model_versions("name = 'tiny-lstm'")] == [1]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert client_for(tiny_repo).search_registered_models() == []
 
 
 def test_first_model_that_beats_repeat_last_becomes_champion(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     assert result.version == 1
     assert result.champion is True
     assert result.aliases == ["champion"]
@@ -87,7 +101,7 @@ def test_first_model_that_beats_repeat_last_becomes_champion(tiny_repo: Repo) ->
 
 
 def test_registered_json_holds_the_contract_keys(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     written = json.loads((tiny_repo.paths.reports / "registered.json").read_text())
     assert CONTRACT_KEYS <= set(written)
     assert written["version"] == result.version == 1
@@ -99,11 +113,11 @@ def test_registered_json_holds_the_contract_keys(tiny_repo: Repo) -> None:
 def test_worse_model_becomes_challenger_and_champion_stays(
     tiny_repo: Repo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    first = register(tiny_repo)
     worse_mse = perturb_model(tiny_repo, noise=0.05)
     assert worse_mse > first.mse_scaled
-    with caplog.at_level("INFO", logger="tsforecast.registry"):
-        second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    with caplog.at_level("INFO", logger="tsforecast"):
+        second = register(tiny_repo)
     assert second.version == 2
     assert second.champion is False
     assert second.aliases == ["challenger"]
@@ -121,10 +135,10 @@ def test_worse_model_becomes_challenger_and_champion_stays(
 def test_better_model_takes_the_champion_alias(tiny_repo: Repo) -> None:
     good = save_outputs(tiny_repo)
     worse_mse = perturb_model(tiny_repo, noise=0.02)
-    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    first = register(tiny_repo)
     assert first.champion and worse_mse < first.baseline_repeat_last_mse_scaled
     restore_outputs(tiny_repo, good)
-    second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    second = register(tiny_repo)
     assert second.version == 2 and second.champion is True
     assert second.previous_champion_version == 1
     assert second.previous_champion_mse_scaled == pytest.approx(worse_mse)
@@ -137,7 +151,7 @@ def test_model_that_does_not_beat_repeat_last_is_never_champion(tiny_repo: Repo)
     bad_mse = perturb_model(tiny_repo, noise=2.0)
     baseline = json.loads((tiny_repo.paths.metrics / "evaluate.json").read_text())["baselines"]
     assert bad_mse >= baseline["repeat_last"]["mse_scaled"]  # precondition: a truly bad model
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     assert result.champion is False
     assert result.aliases == ["challenger"]
     assert result.champion_version is None
@@ -146,12 +160,12 @@ def test_model_that_does_not_beat_repeat_last_is_never_champion(tiny_repo: Repo)
 
 
 def test_changed_data_rescores_the_champion_on_the_new_test_windows(tiny_repo: Repo) -> None:
-    first = run_register(tiny_repo.cfg, tiny_repo.paths)
+    first = register(tiny_repo)
     old_model, old_extra = _load(tiny_repo)
     # new data: another noise draw, a higher level and a longer series; retrain on it
     sine_frame(n=700, seed=7, level=60.0).to_csv(tiny_repo.root / "data/external/series.csv", index=False)
     run_stages(tiny_repo.root)
-    second = run_register(tiny_repo.cfg, tiny_repo.paths)
+    second = register(tiny_repo)
     assert second.version == 2
     assert "re-scored on the current test windows" in second.reason
     champion_on_new = _mse_in_new_scale(old_model, old_extra, tiny_repo)
@@ -187,7 +201,7 @@ def _mse_in_new_scale(model: torch.nn.Module, extra: dict, repo: Repo) -> float:
 
 
 def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     client = client_for(tiny_repo)
     run = client.get_run(result.run_id)
     assert client.get_experiment(run.info.experiment_id).name == "tsforecast"
@@ -229,12 +243,12 @@ def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) 
 
 def test_dvc_lock_is_logged_when_present(tiny_repo: Repo) -> None:
     (tiny_repo.root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     assert "config/dvc.lock" in _artifact_paths(client_for(tiny_repo), result.run_id)
 
 
 def test_validated_data_is_logged_as_a_training_dataset_input(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     inputs = client_for(tiny_repo).get_run(result.run_id).inputs.dataset_inputs
     assert len(inputs) == 1
     ds = inputs[0]
@@ -275,7 +289,7 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
     import yaml
 
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))  # untracked: the tree is now dirty
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     client = client_for(tiny_repo)
     tags = client.get_run(result.run_id).data.tags
     assert tags["git.commit"] == commit == tags["mlflow.source.git.commit"]
@@ -283,7 +297,8 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
     assert tags["data.raw.hash"] == "0123456789abcdef0123456789abcdef.dir"
     assert tags["data.validated.hash"].startswith("sha256:")  # no lock entry: computed
     assert tags["data.hash_source"] == "computed,dvc.lock"
-    assert tags["params.hash"] == tiny_repo.cfg.section_hash()
+    logged = {**_load(tiny_repo)[1]["config"], "register": tiny_repo.cfg.register.model_dump(mode="json")}
+    assert tags["params.hash"] == params_hash(logged)
     assert tags["tsforecast.reproduce"] == f"git checkout {commit} && dvc checkout"
     assert f"git checkout {commit} && dvc checkout" in tags["mlflow.note.content"]
     version = client.get_model_version("tiny-lstm", "1")
@@ -293,7 +308,7 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
 
 
 def test_version_carries_metrics_data_hash_and_fingerprint_tags(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     tags = client_for(tiny_repo).get_model_version("tiny-lstm", "1").tags
     assert float(tags[MSE_TAG]) == result.mse_scaled
     assert float(tags["tsforecast.baseline_repeat_last_mse_scaled"]) == result.baseline_repeat_last_mse_scaled
@@ -311,8 +326,8 @@ def test_version_carries_metrics_data_hash_and_fingerprint_tags(tiny_repo: Repo)
 
 
 def test_rerun_registers_no_duplicate(tiny_repo: Repo) -> None:
-    first = run_register(tiny_repo.cfg, tiny_repo.paths)
-    again = run_register(tiny_repo.cfg, tiny_repo.paths)
+    first = register(tiny_repo)
+    again = register(tiny_repo)
     client = client_for(tiny_repo)
     assert again.reused is True and first.reused is False
     assert (again.version, again.run_id, again.champion) == (first.version, first.run_id, True)
@@ -321,28 +336,108 @@ def test_rerun_registers_no_duplicate(tiny_repo: Repo) -> None:
 
 
 def test_sqlite_store_keeps_artifacts_beside_it(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg, tiny_repo.paths)
+    result = register(tiny_repo)
     run = client_for(tiny_repo).get_run(result.run_id)
     assert run.info.artifact_uri.startswith((tiny_repo.root / "mlartifacts").as_uri())
     assert any((tiny_repo.root / "mlartifacts").rglob("model.pt"))
 
 
-def test_flat_metrics_names_test_baseline_and_train_values() -> None:
-    evaluate = {
-        "mse_scaled": 0.1,
-        "n_windows": 3,
-        "baselines": {"repeat_last": {"mse_scaled": 0.5}, "seasonal_naive": {"mse_scaled": 0.2}},
-        "beats": {"repeat_last": True, "seasonal_naive": False},
+# ---------------------------------------------------------------------------- task identity
+
+
+def test_registered_json_and_the_version_record_the_task_identity(tiny_repo: Repo) -> None:
+    result = register(tiny_repo)
+    written = json.loads((tiny_repo.paths.reports / "registered.json").read_text())
+    assert written["identity_fields"] == {
+        "data_source": "data/external/series.csv",
+        "target": "y",
+        "covariates": [],
+        "freq": "h",  # resolved by validate from freq: auto
+        "horizon": 6,
+        "input_size": 24,
+        "id_column": None,
     }
-    train = {"epochs": 2, "best_val_loss": 0.3, "train_seconds": 1.5, "device": "cpu"}
-    assert flat_metrics(evaluate, train) == {
-        "test_mse_scaled": 0.1,
-        "test_n_windows": 3.0,
-        "baseline_repeat_last_mse_scaled": 0.5,
-        "baseline_seasonal_naive_mse_scaled": 0.2,
-        "test_beats_repeat_last": 1.0,
-        "test_beats_seasonal_naive": 0.0,
-        "train_epochs": 2.0,
-        "train_best_val_loss": 0.3,
-        "train_seconds": 1.5,
-    }
+    assert written["identity"] == result.identity and len(result.identity) == 16
+    assert written["champion_version"] == 1 and written["champion_identity"] == result.identity
+    tags = client_for(tiny_repo).get_model_version("tiny-lstm", "1").tags
+    assert tags["tsforecast.identity"] == result.identity
+    assert tags["tsforecast.identity.data_source"] == "data/external/series.csv"
+    assert tags["tsforecast.identity.freq"] == "h"
+    assert tags["tsforecast.identity.horizon"] == "6"
+
+
+def test_new_rows_of_the_same_source_are_the_same_task(tiny_repo: Repo) -> None:
+    first = register(tiny_repo)
+    sine_frame(n=700, seed=7).to_csv(tiny_repo.root / "data/external/series.csv", index=False)
+    run_stages(tiny_repo.root)
+    second = register(tiny_repo)
+    assert second.identity == first.identity
+    assert second.champion_identity == first.identity
+    assert second.aliases in (["champion"], ["challenger"])  # compared, not set aside
+
+
+def _other_source(repo: Repo) -> None:
+    """The same series under another file name: another data source, so another task."""
+    (repo.root / "data/external/other.csv").write_bytes((repo.root / "data/external/series.csv").read_bytes())
+    repo.set_params(data={"path": "data/external/other.csv"})
+    run_stages(repo.root)
+
+
+def test_another_data_source_is_registered_but_never_takes_the_alias(
+    tiny_repo: Repo, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = register(tiny_repo)
+    _other_source(tiny_repo)
+    with caplog.at_level("INFO", logger="tsforecast"):
+        second = register(tiny_repo)
+    assert second.version == 2 and second.champion is False
+    assert second.aliases == []
+    assert champion_version(tiny_repo) == 1
+    assert second.identity != first.identity
+    assert second.champion_version == 1 and second.champion_identity == first.identity
+    assert second.reason.startswith("registered only: v2 is another task than champion v1 (")
+    assert "data_source: v2 has data/external/other.csv, v1 has data/external/series.csv" in second.reason
+    assert "set register.model_name to a new name" in second.reason
+    assert "`tsforecast promote 2 --force`" in second.reason
+    lines = [r.getMessage() for r in caplog.records if "registered only" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+
+
+def test_another_horizon_is_registered_but_never_takes_the_alias(tiny_repo: Repo) -> None:
+    register(tiny_repo)
+    tiny_repo.set_params(window={"horizon": 4})
+    run_stages(tiny_repo.root, ("window", "train", "evaluate"))
+    second = register(tiny_repo)
+    assert second.aliases == [] and champion_version(tiny_repo) == 1
+    assert "horizon: v2 has 4, v1 has 6" in second.reason
+    assert second.identity_fields["horizon"] == 4
+
+
+def test_under_dvc_exp_run_a_better_model_gets_only_the_challenger_alias(
+    tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = save_outputs(tiny_repo)
+    perturb_model(tiny_repo, noise=0.02)
+    first = register(tiny_repo)
+    restore_outputs(tiny_repo, good)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-better")
+    with caplog.at_level("INFO", logger="tsforecast"):
+        second = register(tiny_repo)
+    assert second.mse_scaled < first.mse_scaled  # it would have won outside an experiment
+    assert second.champion is False and second.aliases == ["challenger"]
+    assert champion_version(tiny_repo) == 1
+    assert second.experiment == "exp-better"
+    assert "`dvc exp run` (DVC_EXP_NAME=exp-better) get at most the challenger alias" in second.reason
+    assert "this version gets at most the challenger alias" in caplog.text
+
+
+def test_a_same_task_champion_that_cannot_be_rescored_keeps_the_alias(
+    tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(tiny_repo)
+    sine_frame(n=700, seed=7).to_csv(tiny_repo.root / "data/external/series.csv", index=False)
+    run_stages(tiny_repo.root)  # new rows: v1 must be re-scored on the new test windows
+    monkeypatch.setattr(registry, "download_model", lambda name, v: "its artifacts hold no model.pt")
+    second = register(tiny_repo)
+    assert second.aliases == ["challenger"] and champion_version(tiny_repo) == 1
+    assert "champion v1 keeps the alias: it cannot be re-scored on these test windows" in second.reason
