@@ -32,14 +32,18 @@ from pipelines.dvc_runner import (
     dvc,
     git_head,
     lock_entry,
+    read_files,
     read_json,
     repo_root,
     repro_stage,
+    restore_files,
     restore_lock,
     stage_plan,
     stage_status,
+    uncached_outputs,
     upstream_outputs,
     workspace_files,
+    write_files,
     write_lock_entry,
     write_workspace_files,
 )
@@ -160,8 +164,9 @@ def dispatch_stage(
 
 
 @task(name="adopt-remote-outputs", **_TASK_DEFAULTS)
-def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
-    """Write the worker's dvc.lock entry for ``stage`` here and ``dvc pull`` its outputs.
+def adopt_outputs(root: str, stage: str, entry: dict[str, Any], files: dict[str, str] | None = None) -> None:
+    """Write the worker's dvc.lock entry for ``stage`` and its ``cache: false`` outputs (``files``,
+    which travel in the hand-off record, not the DVC remote) here, and ``dvc pull`` the rest.
 
     Then ``dvc status <stage>`` must be clean; if the worker's code or params differed, the
     entry is rolled back and the run fails naming what differs.
@@ -169,6 +174,7 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
     log = get_run_logger()
     path = Path(root)
     before = write_lock_entry(path, stage, entry)
+    before_files = write_files(path, files or {})
     try:
         dvc(path, log, "pull", stage)
         changes = stage_status(path, stage, log)
@@ -183,6 +189,7 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
             )
     except BaseException:
         restore_lock(path, before)
+        restore_files(path, before_files)
         raise
 
 
@@ -212,8 +219,8 @@ def train_on_pool(
     handoff = dispatch_stage.with_options(**opts)(
         root, stage, deployment, timeout_s, retries, retry_backoff_s
     )
-    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"])
-    return {k: v for k, v in handoff.items() if k != "lock"}
+    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"], handoff.get("files"))
+    return {k: v for k, v in handoff.items() if k not in ("lock", "files")}
 
 
 @flow(name="forecast-pipeline", log_prints=True)
@@ -297,6 +304,7 @@ def report_handoff(root: str, stage: str) -> dict[str, Any]:
     record = {
         "stage": stage,
         "lock": lock_entry(Path(root), stage),
+        "files": read_files(Path(root), uncached_outputs(Path(root), stage)),  # git's, not DVC's
         "device": device,
         "device_name": _device_name(device),
         "samples_per_second": train.get("samples_per_second"),
