@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from tsforecast.config import Config, TrainConfig
 from tsforecast.errors import TrainingError
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import Paths
+from tsforecast.progress import progress_bar
 from tsforecast.windowing import Prepared, load_prepared, window_starts
 
 log = logging.getLogger(__name__)
@@ -387,7 +387,7 @@ def fit(
             t0 = time.perf_counter()
             perm = torch.randperm(len(train_b), generator=gen).to(device)
             running, seen = 0.0, 0
-            bar = tqdm(
+            bar = progress_bar(
                 range(steps_per_epoch),
                 desc=f"epoch {epoch}/{tc.epochs}",
                 unit="batch",
