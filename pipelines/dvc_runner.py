@@ -231,6 +231,12 @@ def repro_stage(root: Path, stage: str, log: Logger) -> CommandResult:
     return check(result, f"stage '{stage}'", stage)
 
 
+def stage_ran(result: CommandResult, stage: str) -> bool:
+    """Whether ``dvc repro`` ran ``stage``'s command (False: DVC found it up to date and skipped it)."""
+    marker = f"Running stage '{stage}'"
+    return any(marker in line for line in result.stdout)
+
+
 def dvc(root: Path, log: Logger, *args: str) -> CommandResult:
     """Any other DVC command (push, pull, status, ...), with the same failure handling."""
     return check(run_command(dvc_args(*args), root, log), f"dvc {' '.join(args)}")

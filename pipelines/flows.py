@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ from pipelines.dvc_runner import (
     restore_files,
     restore_lock,
     stage_plan,
+    stage_ran,
     stage_status,
     uncached_outputs,
     upstream_outputs,
@@ -86,10 +88,16 @@ _TASK_DEFAULTS: dict[str, Any] = {
 
 
 @task(name="dvc-repro", **_TASK_DEFAULTS)
-def run_stage(root: str, stage: str) -> str:
-    """``dvc repro --single-item <stage>``; its output goes to the Prefect log."""
-    repro_stage(Path(root), stage, get_run_logger())
-    return stage
+def run_stage(root: str, stage: str) -> bool:
+    """``dvc repro --single-item <stage>``; its output goes to the Prefect log. True: the stage ran
+    (False: DVC found it up to date)."""
+    log = get_run_logger()
+    t0 = time.perf_counter()
+    ran = stage_ran(repro_stage(Path(root), stage, log), stage)
+    log.info(
+        "%s finished in %.1f s: %s", stage, time.perf_counter() - t0, "ran" if ran else "up to date, skipped"
+    )
+    return ran
 
 
 @task(name="dvc-transfer", **_TASK_DEFAULTS)
@@ -97,6 +105,7 @@ def dvc_transfer(root: str, command: Literal["push", "pull"], targets: list[str]
     """``dvc push`` / ``dvc pull`` of stage names or output paths, through the DVC remote."""
     if targets:
         dvc(Path(root), get_run_logger(), command, *targets)
+        get_run_logger().info("dvc %s finished: %s", command, ", ".join(targets))
     return targets
 
 
@@ -195,10 +204,14 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any], files: dict[str,
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 def publish_report(
-    root: str, stages: list[str], failed: str | None = None, remote_train: dict[str, Any] | None = None
+    root: str,
+    stages: list[str],
+    failed: str | None = None,
+    remote_train: dict[str, Any] | None = None,
+    ran: list[str] | None = None,
 ) -> str:
     """The run's markdown artifact: metrics vs baselines, registered version and alias, MLflow link."""
-    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train)
+    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train, ran=ran)
     create_markdown_artifact(
         markdown=markdown, key=REPORT_KEY, description="tsforecast: metrics, registered model, MLflow run"
     )
@@ -249,22 +262,26 @@ def forecast_pipeline(
     log.info("stages: %s; train_pool: %s; checkout: %s", " -> ".join(plan), pool, root)
     opts = _retrying(retries, retry_backoff_s)
     remote: dict[str, Any] | None = None
+    ran: list[str] = []  # the stages DVC did not skip as up to date
     try:
         for stage in plan:
             if stage == "train" and pool == "gpu":
                 remote = train_on_pool(
                     str(root), stage, TRAIN_GPU_DEPLOYMENT, train_timeout_s, retries, retry_backoff_s
                 )
+                did_run = remote is not None
             else:
-                run_stage.with_options(name=stage, **opts)(str(root), stage)
+                did_run = run_stage.with_options(name=stage, **opts)(str(root), stage)
+            if did_run:
+                ran.append(stage)
     except Exception as e:
         try:  # the report says where the run stopped; the stage's error is what the flow fails with
-            publish_report(str(root), plan, failed=str(e), remote_train=remote)
+            publish_report(str(root), plan, failed=str(e), remote_train=remote, ran=ran)
         except Exception:
             log.exception("could not publish the failure report")
         raise
-    publish_report(str(root), plan, remote_train=remote)
-    return {"stages": plan, "train_pool": pool, "remote_train": remote}
+    publish_report(str(root), plan, remote_train=remote, ran=ran)
+    return {"stages": plan, "train_pool": pool, "remote_train": remote, "ran": ran}
 
 
 @task(name="sync-workspace", cache_policy=NO_CACHE)
