@@ -520,7 +520,7 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"kept: epoch {best_epoch}")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (scaled units, log)")
+    ax.set_ylabel("loss (train-fit standard scale, unitless; log axis)")
     ax.set_title("Training and validation loss")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
