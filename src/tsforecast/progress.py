@@ -54,6 +54,23 @@ class _Lines:
         self.stream.flush()
 
 
+class _LineBar(plain_tqdm):
+    """tqdm whose postfix and description updates wait for the next timed redraw.
+
+    ``set_postfix`` redraws at once by default: every few batches in a training loop, which in
+    lines mode would be a line each time, defeating the interval.
+    """
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        super().set_description(desc, refresh=False)
+
+
 def progress_bar(iterable: Iterable[T], **kw: Any) -> plain_tqdm:
     """``tqdm(iterable, **kw)`` with the display :func:`progress_mode` picks.
 
@@ -72,7 +89,7 @@ def progress_bar(iterable: Iterable[T], **kw: Any) -> plain_tqdm:
             ncols=100,
             dynamic_ncols=False,
         )
-        return plain_tqdm(iterable, disable=disable, **kw)
+        return _LineBar(iterable, disable=disable, **kw)
     from tqdm.auto import tqdm  # a notebook widget in Jupyter, else the terminal bar
 
     return tqdm(iterable, disable=disable, **kw)

@@ -55,6 +55,19 @@ def test_short_work_in_a_log_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     assert err.getvalue() == ""
 
 
+def test_postfix_updates_in_a_log_wait_for_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training loop sets the running loss every few batches: no line for each of those."""
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+
+    bar = progress_bar(range(40), desc="epoch 1/3", leave=False)
+    for i in bar:
+        bar.set_postfix(loss=f"{1 / (i + 1):.4f}")
+        bar.set_description(f"epoch 1/3 batch {i}")
+
+    assert err.getvalue() == ""
+
+
 def test_long_work_in_a_log_writes_whole_lines_without_carriage_returns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
