@@ -8,6 +8,8 @@ PIP := $(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS)
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(abspath .prefect)
+# pip's output goes to a log; on failure its last lines and the log's path are shown
+QUIET = > $(1) 2>&1 || { tail -n 40 $(1); echo "error: install failed; full log: $(1)" >&2; exit 1; }
 
 .PHONY: help install install-dev run test lint format prefect-up prefect-down mlflow-ui bench clean
 
@@ -16,23 +18,26 @@ help:  ## list the targets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --progress-bar off --upgrade pip
+	@$(BIN)/python -m pip install --progress-bar off --upgrade pip $(call QUIET,$(VENV)/install-pip.log)
 
 $(VENV)/.stamp-install: $(BIN)/python pyproject.toml $(CONSTRAINTS)
-	$(PIP) -e .
-	touch $@
+	@echo "installing tsforecast into $(VENV) (torch pinned; minutes on a first run; log: $(VENV)/install.log)"
+	@$(PIP) -e . $(call QUIET,$(VENV)/install.log)
+	@touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-install
-	$(PIP) -e ".[dev]"
-	touch $@
+	@echo "installing the dev extras into $(VENV) (log: $(VENV)/install-dev.log)"
+	@$(PIP) -e ".[dev]" $(call QUIET,$(VENV)/install-dev.log)
+	@touch $@
 
 install: $(VENV)/.stamp-install  ## create .venv and install the package (torch pinned)
 
 install-dev: $(VENV)/.stamp-dev  ## install with the dev extras (pytest, ruff, hypothesis, ...)
 
-run: install  ## run the whole pipeline with DVC on params.yaml
+run: install  ## run the whole pipeline with DVC on params.yaml, then summarise the results
 	$(BIN)/tsforecast params > /dev/null  # every key of params.yaml is checked, not only the ones a changed stage reads
 	$(BIN)/dvc repro
+	@$(BIN)/tsforecast summary
 
 test: install-dev  ## run the whole test suite
 	$(BIN)/python -m pytest
@@ -57,5 +62,14 @@ prefect-down:  ## stop what prefect-up started
 mlflow-ui: install  ## browse runs and models at http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
 
-clean:  ## remove the venv and every generated output (not the DVC cache)
-	rm -rf $(VENV) .checkpoints
+# Every generated output that exists. Kept: the committed results (metrics/*.json, plots/*.json,
+# reports/validation.json), your data under data/external/, and the DVC cache and remote.
+GENERATED = $(VENV) .checkpoints data/raw data/validated data/prepared models forecasts \
+	plots/*.png reports/data_docs reports/registered.json mlflow.db mlflow.db-* mlartifacts mlruns \
+	.prefect dvc_plots
+CLEAN = $(wildcard $(GENERATED))
+
+clean:  ## remove .venv and every generated output, listed as it runs (keeps committed metrics, data/external, DVC cache)
+	@echo "removing: $(or $(CLEAN),nothing: no generated output here)"
+	@echo "keeping: metrics/*.json, plots/*.json, reports/validation.json (committed), data/external/, the DVC cache"
+	rm -rf $(CLEAN)

@@ -231,6 +231,12 @@ def repro_stage(root: Path, stage: str, log: Logger) -> CommandResult:
     return check(result, f"stage '{stage}'", stage)
 
 
+def stage_ran(result: CommandResult, stage: str) -> bool:
+    """Whether ``dvc repro`` ran ``stage``'s command (False: DVC found it up to date and skipped it)."""
+    marker = f"Running stage '{stage}'"
+    return any(marker in line for line in result.stdout)
+
+
 def dvc(root: Path, log: Logger, *args: str) -> CommandResult:
     """Any other DVC command (push, pull, status, ...), with the same failure handling."""
     return check(run_command(dvc_args(*args), root, log), f"dvc {' '.join(args)}")
@@ -269,6 +275,47 @@ def upstream_outputs(root: Path, stage: str) -> list[str]:
             if (dep == out or dep.startswith(out + "/")) and out not in wanted:
                 wanted.append(out)
     return wanted
+
+
+def uncached_outputs(root: Path, stage: str) -> list[str]:
+    """The outputs of ``stage`` marked ``cache: false``: git tracks them, so no DVC remote holds
+    them and a worker must hand them back itself (``dvc pull`` cannot)."""
+    spec = (read_dvc_yaml(root).get("stages") or {}).get(stage) or {}
+    return [
+        str(path)
+        for key in ("outs", "metrics", "plots")
+        for entry in spec.get(key) or []
+        if isinstance(entry, dict)
+        for path, opts in entry.items()
+        if (opts or {}).get("cache", True) is False
+    ]
+
+
+def read_files(root: Path, rels: Iterable[str]) -> dict[str, str]:
+    """The text of each existing file of ``rels`` (relative to ``root``)."""
+    return {rel: (root / rel).read_text() for rel in rels if (root / rel).is_file()}
+
+
+def write_files(root: Path, files: Mapping[str, str]) -> dict[str, str | None]:
+    """Write ``files`` (relative path -> text) atomically; returns what each held before (None: absent)."""
+    before: dict[str, str | None] = {}
+    for rel, text in files.items():
+        path = root / rel
+        before[rel] = path.read_text() if path.is_file() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return before
+
+
+def restore_files(root: Path, before: Mapping[str, str | None]) -> None:
+    """Undo :func:`write_files`."""
+    for rel, text in before.items():
+        if text is None:
+            (root / rel).unlink(missing_ok=True)
+        else:
+            (root / rel).write_text(text)
 
 
 def git_head(root: Path) -> str | None:

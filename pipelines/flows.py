@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,14 +48,19 @@ from pipelines.dvc_runner import (
     dvc,
     git_head,
     lock_entry,
+    read_files,
     read_json,
     repo_root,
     repro_stage,
+    restore_files,
     restore_lock,
     stage_plan,
+    stage_ran,
     stage_status,
+    uncached_outputs,
     upstream_outputs,
     workspace_files,
+    write_files,
     write_lock_entry,
     write_workspace_files,
 )
@@ -97,10 +103,16 @@ _TASK_DEFAULTS: dict[str, Any] = {
 
 
 @task(name="dvc-repro", **_TASK_DEFAULTS)
-def run_stage(root: str, stage: str) -> str:
-    """``dvc repro --single-item <stage>``; its output goes to the Prefect log."""
-    repro_stage(Path(root), stage, get_run_logger())
-    return stage
+def run_stage(root: str, stage: str) -> bool:
+    """``dvc repro --single-item <stage>``; its output goes to the Prefect log. True: the stage ran
+    (False: DVC found it up to date)."""
+    log = get_run_logger()
+    t0 = time.perf_counter()
+    ran = stage_ran(repro_stage(Path(root), stage, log), stage)
+    log.info(
+        "%s finished in %.1f s: %s", stage, time.perf_counter() - t0, "ran" if ran else "up to date, skipped"
+    )
+    return ran
 
 
 @task(name="dvc-transfer", **_TASK_DEFAULTS)
@@ -108,6 +120,7 @@ def dvc_transfer(root: str, command: Literal["push", "pull"], targets: list[str]
     """``dvc push`` / ``dvc pull`` of stage names or output paths, through the DVC remote."""
     if targets:
         dvc(Path(root), get_run_logger(), command, *targets)
+        get_run_logger().info("dvc %s finished: %s", command, ", ".join(targets))
     return targets
 
 
@@ -175,8 +188,9 @@ def dispatch_stage(
 
 
 @task(name="adopt-remote-outputs", **_TASK_DEFAULTS)
-def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
-    """Write the worker's dvc.lock entry for ``stage`` here and ``dvc pull`` its outputs.
+def adopt_outputs(root: str, stage: str, entry: dict[str, Any], files: dict[str, str] | None = None) -> None:
+    """Write the worker's dvc.lock entry for ``stage`` and its ``cache: false`` outputs (``files``,
+    which travel in the hand-off record, not the DVC remote) here, and ``dvc pull`` the rest.
 
     Then ``dvc status <stage>`` must be clean; if the worker's code or params differed, the
     entry is rolled back and the run fails naming what differs.
@@ -184,6 +198,7 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
     log = get_run_logger()
     path = Path(root)
     before = write_lock_entry(path, stage, entry)
+    before_files = write_files(path, files or {})
     try:
         dvc(path, log, "pull", stage)
         changes = stage_status(path, stage, log)
@@ -198,6 +213,7 @@ def adopt_outputs(root: str, stage: str, entry: dict[str, Any]) -> None:
             )
     except BaseException:
         restore_lock(path, before)
+        restore_files(path, before_files)
         raise
 
 
@@ -228,9 +244,12 @@ def publish_report(
     failed: str | None = None,
     remote_train: dict[str, Any] | None = None,
     forecast: dict[str, Any] | None = None,
+    ran: list[str] | None = None,
 ) -> str:
     """The run's markdown artifact: metrics vs baselines, registered version and alias, MLflow link."""
-    markdown = build_report(Path(root), stages, failed=failed, remote_train=remote_train, forecast=forecast)
+    markdown = build_report(
+        Path(root), stages, failed=failed, remote_train=remote_train, forecast=forecast, ran=ran
+    )
     create_markdown_artifact(
         markdown=markdown, key=REPORT_KEY, description="tsforecast: metrics, registered model, MLflow run"
     )
@@ -251,8 +270,8 @@ def train_on_pool(
     handoff = dispatch_stage.with_options(**opts)(
         root, stage, deployment, timeout_s, retries, retry_backoff_s
     )
-    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"])
-    return {k: v for k, v in handoff.items() if k != "lock"}
+    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"], handoff.get("files"))
+    return {k: v for k, v in handoff.items() if k not in ("lock", "files")}
 
 
 @flow(name="forecast-pipeline", log_prints=True)
@@ -283,27 +302,31 @@ def forecast_pipeline(
     log.info("stages: %s; train_pool: %s; checkout: %s", " -> ".join(plan), pool, root)
     opts = _retrying(retries, retry_backoff_s)
     remote: dict[str, Any] | None = None
+    ran: list[str] = []  # the stages DVC did not skip as up to date
     try:
         for stage in plan:
             if stage == "train" and pool == "gpu":
                 remote = train_on_pool(
                     str(root), stage, TRAIN_GPU_DEPLOYMENT, train_timeout_s, retries, retry_backoff_s
                 )
+                did_run = remote is not None
             else:
-                run_stage.with_options(name=stage, **opts)(str(root), stage)
-        published = (
-            publish_forecast(str(root), str(root / FORECAST_PARQUET), "nightly pipeline")
-            if "forecast" in plan
-            else None
-        )
+                did_run = run_stage.with_options(name=stage, **opts)(str(root), stage)
+            if did_run:
+                ran.append(stage)
     except Exception as e:
         try:  # the report says where the run stopped; the stage's error is what the flow fails with
-            publish_report(str(root), plan, failed=str(e), remote_train=remote)
+            publish_report(str(root), plan, failed=str(e), remote_train=remote, ran=ran)
         except Exception:
             log.exception("could not publish the failure report")
         raise
-    publish_report(str(root), plan, remote_train=remote, forecast=published)
-    return {"stages": plan, "train_pool": pool, "remote_train": remote, "forecast": published}
+    published = (
+        publish_forecast(str(root), str(root / FORECAST_PARQUET), "nightly pipeline")
+        if "forecast" in plan
+        else None
+    )
+    publish_report(str(root), plan, remote_train=remote, forecast=published, ran=ran)
+    return {"stages": plan, "train_pool": pool, "remote_train": remote, "ran": ran, "forecast": published}
 
 
 @task(name="refresh-root", cache_policy=NO_CACHE)
@@ -387,6 +410,7 @@ def report_handoff(root: str, stage: str) -> dict[str, Any]:
     record = {
         "stage": stage,
         "lock": lock_entry(Path(root), stage),
+        "files": read_files(Path(root), uncached_outputs(Path(root), stage)),  # git's, not DVC's
         "device": device,
         "device_name": _device_name(device),
         "samples_per_second": train.get("samples_per_second"),

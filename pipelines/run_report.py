@@ -49,6 +49,16 @@ def metrics_table(evaluate: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def mlflow_runs_link(registered: Mapping[str, Any]) -> str | None:
+    """``<tracking_uri>/#/experiments/<id>/runs``: the experiment's runs table in the MLflow 3 UI
+    (the bare experiment URL may open its GenAI overview instead)."""
+    uri = str(registered.get("tracking_uri") or "")
+    exp_id = registered.get("experiment_id")
+    if not (uri.startswith(("http://", "https://")) and exp_id is not None):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs"
+
+
 def mlflow_run_link(registered: Mapping[str, Any]) -> str | None:
     """``<tracking_uri>/#/experiments/<id>/runs/<id>`` for an http(s) tracking server."""
     uri = str(registered.get("tracking_uri") or "")
@@ -66,28 +76,48 @@ def read_registered(root: Path) -> dict[str, Any] | None:
     return None
 
 
-def _registered_section(registered: Mapping[str, Any] | None) -> list[str]:
+def _unchanged_registry(registered: Mapping[str, Any], ran: Sequence[str]) -> list[str]:
+    """The register stage did not run: the record is an earlier run's, and nothing moved."""
+    name, version = registered.get("model_name", "?"), registered.get("version", "?")
+    champion = registered.get("champion_version")
+    holder = (
+        f"v{champion} remains champion" if champion is not None else "no version holds the champion alias"
+    )
+    what = "no stage ran" if not ran else "the register stage did not run"
+    return [
+        f"- {what}; the registry is unchanged ({holder})",
+        f"- last registered by an earlier run: `{name}` version {version}",
+    ]
+
+
+def _registered_section(registered: Mapping[str, Any] | None, ran: Sequence[str] | None = None) -> list[str]:
     lines = ["## Registered model", ""]
     if registered is None:
         return [*lines, f"`{REGISTERED_JSON[0]}` not found: the register stage has not run.", ""]
     name, version = registered.get("model_name", "?"), registered.get("version", "?")
     aliases = registered.get("aliases") or []
     shown = ", ".join(f"`@{a}`" for a in aliases) if aliases else "none"
-    lines.append(f"- `{name}` version **{version}**, aliases: {shown}")
-    if "champion" in registered:
+    if ran is not None and "register" not in ran:
+        lines += _unchanged_registry(registered, ran)
+    else:
+        lines.append(f"- `{name}` version **{version}**, aliases: {shown}")
+    if "champion" in registered and (ran is None or "register" in ran):
         verdict = "promoted to champion" if registered["champion"] else "not promoted"
         reason = registered.get("reason")
         lines.append(f"- gate: {verdict}" + (f" ({reason})" if reason else ""))
     run_id = registered.get("run_id")
     link = mlflow_run_link(registered)
     if link:
-        lines.append(f"- MLflow run: [{run_id}]({link})")
+        lines.append(
+            f"- MLflow run: [{run_id}]({link}); [all runs of the experiment]({mlflow_runs_link(registered)})"
+        )
     elif run_id:
         uri = registered.get("tracking_uri", "?")
         exp = registered.get("experiment_id", "?")
         lines.append(
             f"- MLflow run: `{run_id}` in `{uri}` (browse with `make mlflow-ui`: "
-            f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id})"
+            f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id}; all runs: "
+            f"http://127.0.0.1:5000/#/experiments/{exp}/runs)"
         )
     return [*lines, ""]
 
@@ -133,14 +163,20 @@ def build_report(
     failed: str | None = None,
     remote_train: Mapping[str, Any] | None = None,
     forecast: Mapping[str, Any] | None = None,
+    ran: Sequence[str] | None = None,
 ) -> str:
     """The run's markdown: stages, metrics vs baselines, registered version, MLflow link, and
-    the published forecast file when the run has a forecast stage."""
+    the published forecast file when the run has a forecast stage.
+
+    ``ran``: the stages that ran (DVC skipped the others as up to date); None: not known.
+    """
     evaluate = read_json(root / EVALUATE_JSON)
     registered = read_registered(root)
     train = read_json(root / TRAIN_JSON)
     title = "failed" if failed else "completed"
     lines = [f"# Forecast pipeline run: {title}", "", "Stages: " + " → ".join(stages or ["(none)"]), ""]
+    if ran is not None:
+        lines += ["Ran: " + (", ".join(ran) if ran else "none (every stage was up to date)"), ""]
     if failed:
         lines += ["## Failure", "", "```", failed.strip(), "```", ""]
     lines += ["## Test metrics vs baselines", ""]
@@ -153,7 +189,7 @@ def build_report(
         lines += ["Lower is better; the best of each column is in bold.", ""]
         lines += metrics_table(evaluate)
     lines.append("")
-    lines += _registered_section(registered)
+    lines += _registered_section(registered, ran)
     lines += _training_section(train, remote_train)
     if not failed:
         lines += _forecast_section(forecast, stages)

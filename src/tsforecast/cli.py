@@ -129,6 +129,13 @@ def _cmd_promote(args: argparse.Namespace) -> Any:
     )
 
 
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from tsforecast.paths import Paths
+    from tsforecast.summary import build_summary
+
+    print(build_summary(Paths.from_root(args.root)), end="")
+
+
 def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
     from tsforecast.explain import run_explain_gradients
     from tsforecast.paths import Paths
@@ -219,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="promote even across task identities")
     p.add_argument("--reason", default="deliberate promotion", help="why, recorded on the version")
     p.set_defaults(func=_cmd_promote, title="promote")
+
+    p = sub.add_parser(
+        "summary",
+        parents=[common],
+        help="the last run: LSTM vs baselines, the gate's decision, where the plots and UIs are",
+        description="Print what the last pipeline run produced (metrics/evaluate.json, "
+        "reports/registered.json), where the plots, Data Docs and MLflow UI are, and what to run next.",
+    )
+    p.set_defaults(func=_cmd_summary, title="summary")
 
     p = sub.add_parser("explain", help="illustrations of how the model works")
     esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")

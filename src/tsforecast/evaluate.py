@@ -26,6 +26,7 @@ from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interva
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
+from tsforecast.units import value_label
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
             label=f"{LABELS[name]} (mean {df[f'{name}_mse_scaled'].mean():.4f})",
         )
     ax.set_xlabel("horizon step")
-    ax.set_ylabel("MSE (train-fit standard scale)")
+    ax.set_ylabel("MSE (train-fit standard scale, unitless)")
     ax.set_title(f"Error by horizon step over {scores.metrics['n_windows']} test windows")
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
@@ -310,7 +311,11 @@ def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
     )
     if cfg.evaluate.plot_windows > 0:
         plot_forecasts(
-            scores, prepared, cfg.evaluate.plot_windows, cfg.data.target, paths.plots / "forecast.png"
+            scores,
+            prepared,
+            cfg.evaluate.plot_windows,
+            value_label(cfg.data.path, cfg.data.target),  # the y axis: "demand (MW)"
+            paths.plots / "forecast.png",
         )
     plot_error_by_step(scores, paths.plots / "error_by_step.png")
     beats = all(m["beats"].values())

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+
 from tsforecast.errors import ModelLoadError, RegistryError, TransientError
 from tsforecast.io import read_json
 from tsforecast.lineage import flat_metrics
@@ -38,6 +40,7 @@ HTTP_ENV_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 LOCK_TIMEOUT_S = 600.0
+RUN_SPAN_MAX_S = 24 * 3600.0  # an MLflow run starts when training did, if that is within a day
 MAX_BACKOFF_S = 60.0
 
 # ---------------------------------------------------------------------------- where the store is
@@ -222,7 +225,9 @@ def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> 
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location)
+            # the kind makes the MLflow 3 UI open the experiment on its runs, not a GenAI overview
+            kind = {"mlflow.experimentKind": "custom_model_development"}
+            return client.create_experiment(name, artifact_location=artifact_location, tags=kind)
         except MlflowException as e:
             if e.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -368,6 +373,34 @@ def _log_artifacts(paths: Paths, config: dict[str, Any]) -> None:
             mlflow.log_artifact(str(paths.models / name), "config/model")
 
 
+def _work_started_ms(paths: Paths, train_metrics: dict[str, Any]) -> int | None:
+    """When training began (ms since the epoch): ``models/model.pt``'s mtime less ``train_seconds``.
+
+    None (MLflow then stamps the run's start itself) when either is missing or the start is not
+    within RUN_SPAN_MAX_S before now (a model trained long ago). After ``dvc checkout`` the mtime
+    is the checkout's, so the span is then approximate.
+    """
+    seconds = train_metrics.get("train_seconds")
+    model = paths.models / "model.pt"
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not model.is_file():
+        return None
+    start = model.stat().st_mtime - float(seconds)
+    if not 0 <= time.time() - start <= RUN_SPAN_MAX_S:
+        return None
+    return int(start * 1000)
+
+
+def _create_run_at(
+    client: Any, experiment_id: str, run_name: str, tags: dict[str, str], start_ms: int | None
+) -> str:
+    """Create a run that starts at ``start_ms`` with the tags ``mlflow.start_run`` would set."""
+    from mlflow.tracking.context import registry as context_registry
+
+    resolved = context_registry.resolve_tags({**tags, "mlflow.runName": run_name})  # user, source, git
+    run = client.create_run(experiment_id, start_time=start_ms, tags=resolved, run_name=run_name)
+    return run.info.run_id
+
+
 def log_run(
     client: Any,
     paths: Paths,
@@ -396,12 +429,14 @@ def log_run(
     a = cand.model.args
     run_name = f"{a.cell}-h{a.hidden_size}x{a.num_layers}-L{a.input_size}-H{a.horizon}-{cand.fingerprint[:8]}"
     run_tags = {k: v for k, v in tags.items() if k != "mlflow.note.content"}
+    # The run spans the work it records: it starts when training started (MLflow would stamp the
+    # moment logging begins, a second before it ends) and ends when registration ends (start_run's
+    # exit). MlflowClient.create_run takes a start_time; start_run(run_id=...) then resumes it.
+    started = _work_started_ms(paths, train_metrics)
     with (
         warnings.catch_warnings(),
         mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=run_name,
-            tags=run_tags,
+            run_id=_create_run_at(client, experiment_id, run_name, run_tags, started),
             description=tags["mlflow.note.content"],
         ) as run,
     ):
@@ -415,9 +450,12 @@ def log_run(
             ("lr", "lr"),
             ("epoch_seconds", "seconds"),
         )
+        # each epoch's metrics are stamped when that epoch ended, so the UI's wall-time axis is real
+        ends = np.cumsum([float(row.get("seconds", 0.0)) for row in history]) * 1000.0
+        stamps = [int(started + e) if started is not None else now for e in ends]
         per_epoch = [
-            Metric(key, float(row[src]), now, int(row["epoch"]))
-            for row in history
+            Metric(key, float(row[src]), stamp, int(row["epoch"]))
+            for row, stamp in zip(history, stamps, strict=True)
             for key, src in keys
             if src in row
         ]

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from tsforecast.checkpoint import Stateful, TrainState, load_checkpoint, save_checkpoint
 from tsforecast.config import Config, TrainConfig
@@ -36,6 +35,7 @@ from tsforecast.intervals import INTERVALS_KEY
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import Paths
+from tsforecast.progress import progress_bar
 from tsforecast.trainstep import Step, Updater, cpu_shards, fast_cpu_math, make_loss, make_step
 from tsforecast.windowing import Prepared, load_prepared, window_starts
 
@@ -130,7 +130,7 @@ def train_epoch(
     step.start_epoch(epoch)
     n_steps = math.ceil(len(order) / cfg.batch_size)
     running, seen = 0.0, 0
-    bar = tqdm(
+    bar = progress_bar(
         range(n_steps),
         desc=f"epoch {epoch}/{cfg.epochs}",
         unit="batch",
@@ -322,7 +322,7 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"kept: epoch {best_epoch}")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (scaled units, log)")
+    ax.set_ylabel("loss (train-fit standard scale, unitless; log axis)")
     ax.set_title("Training and validation loss")
     ax.grid(alpha=0.3, which="both")
     ax.legend()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from pandas.tseries.offsets import BaseOffset, Tick
 
 from tsforecast.config import Config
 from tsforecast.errors import DataError, DataValidationError
+from tsforecast.freq import infer_offset, modal_step
 from tsforecast.ingest import META_FILE as RAW_META
 from tsforecast.ingest import RAW_FILE, read_raw
 from tsforecast.io import atomic_dir, read_json, write_json
@@ -136,38 +136,16 @@ def _is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
 
 
-def _offset_of_step(step: pd.Timedelta) -> BaseOffset:
-    """A pandas offset for a fixed step; whole days become calendar days (DST-safe)."""
-    day = pd.Timedelta(days=1)
-    if step % day == pd.Timedelta(0):
-        return to_offset(f"{step // day}D")
-    return to_offset(step)
-
-
-def _modal_step(ts: pd.Series) -> tuple[pd.Timedelta, int]:
-    diffs = ts.diff().iloc[1:]
-    counts = diffs.value_counts()
-    top = counts.max()
-    step = min(counts[counts == top].index)  # ties: the finer grid
-    return pd.Timedelta(step), int(top)
-
-
 def infer_grid(ts: pd.Series, freq: str) -> Grid | None:
-    """The grid of ``ts`` (sorted, unique, non-null): ``freq`` or inferred, then each row's step."""
+    """The grid of ``ts`` (sorted, unique, non-null): ``freq`` or inferred, then each row's step.
+
+    Inferred (``freq='auto'``), gaps do not hide the frequency (:func:`tsforecast.freq.infer_offset`):
+    monthly data missing 24 months is ``MS`` with one 24-step gap, not an irregular ``31D``.
+    """
     if len(ts) < 2:
         return None
     inferred = freq == "auto"
-    if inferred:
-        offset = None
-        if len(ts) >= 3:
-            with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return offsets
-                warnings.simplefilter("ignore")
-                guess = pd.infer_freq(pd.DatetimeIndex(ts))
-            offset = to_offset(guess) if guess is not None else None
-        if offset is None:  # gaps or too few rows: the most common step is the frequency
-            offset = _offset_of_step(_modal_step(ts)[0])
-    else:
-        offset = to_offset(freq)
+    offset = infer_offset(ts) if inferred else to_offset(freq)
     idx = pd.DatetimeIndex(ts)
     first = idx[0]
     if isinstance(offset, Tick):
@@ -350,10 +328,10 @@ class _SuiteBuilder:
         )
         if grid.inferred:  # the inferred frequency is the most common step by construction
             return
-        modal, count = _modal_step(ts)
+        count = modal_step(ts)[1]
 
         def explain_freq(r: dict[str, Any]) -> str:
-            alias = _offset_of_step(modal).freqstr
+            alias = infer_offset(ts).freqstr  # MS for months, not their most common 31D
             return self.line(
                 tsc,
                 f"values must step by data.freq={d.freq!r}",

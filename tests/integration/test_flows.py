@@ -154,11 +154,11 @@ STAND_IN_DVC_YAML = textwrap.dedent(
         deps: [stage.py, data/prepared]
         params: [train.epochs, model]
         outs: [models/model.json]
-        metrics: [metrics/train.json]
+        metrics: [metrics/train.json: {cache: false}]
       evaluate:
         cmd: python stage.py evaluate
         deps: [stage.py, data/prepared, models/model.json]
-        metrics: [metrics/evaluate.json]
+        metrics: [metrics/evaluate.json: {cache: false}]
     """
 ).lstrip()
 

@@ -441,3 +441,37 @@ def test_a_same_task_champion_that_cannot_be_rescored_keeps_the_alias(
     second = register(tiny_repo)
     assert second.aliases == ["challenger"] and champion_version(tiny_repo) == 1
     assert "champion v1 keeps the alias: it cannot be re-scored on these test windows" in second.reason
+
+
+def test_the_mlflow_run_spans_training_through_registration(tiny_repo: Repo) -> None:
+    """The run starts when training started (model.pt's mtime less train_seconds), not at logging."""
+    import os
+    import time
+
+    model = tiny_repo.paths.models / "model.pt"
+    train_json = tiny_repo.paths.metrics / "train.json"
+    trained_at = time.time() - 30.0  # training ended 30 s ago and took 20 s
+    os.utime(model, (trained_at, trained_at))
+    train = json.loads(train_json.read_text())
+    train_json.write_text(json.dumps({**train, "train_seconds": 20.0}))
+
+    result = run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+
+    client = client_for(tiny_repo)
+    run = client.get_run(result.run_id)
+    assert run.info.start_time == pytest.approx((trained_at - 20.0) * 1000, abs=2)
+    assert run.info.end_time - run.info.start_time >= 50_000
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name and run.data.tags["mlflow.runName"] == run.info.run_name
+    assert "mlflow.user" in run.data.tags and run.data.tags.get(FINGERPRINT_TAG)
+    history = client.get_metric_history(result.run_id, "val_loss")
+    stamps = [m.timestamp for m in sorted(history, key=lambda m: m.step)]
+    assert stamps == sorted(stamps) and stamps[0] >= run.info.start_time
+    assert stamps[-1] <= run.info.end_time
+
+
+def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tiny_repo: Repo) -> None:
+    result = run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+
+    exp = client_for(tiny_repo).get_experiment(result.experiment_id)
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"

@@ -1,0 +1,179 @@
+"""``tsforecast summary``: what the last pipeline run produced, and where to look next.
+
+``make run`` ends with it. It reads only the files the stages leave behind
+(``metrics/evaluate.json``, ``reports/registered.json``, ``plots/``, ``reports/data_docs/``);
+a missing or unreadable file is named with the stage that writes it, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tsforecast.paths import Paths
+
+__all__ = ["build_summary", "mlflow_run_url"]
+
+EVALUATE_JSON = "metrics/evaluate.json"
+REGISTERED_JSON = "reports/registered.json"
+DATA_DOCS = "reports/data_docs/index.html"
+PLOTS = ("plots/forecast.png", "plots/error_by_step.png", "plots/loss.png")
+COLUMNS = ("mse_scaled", "mae_scaled", "mase")
+BASELINES = ("repeat_last", "seasonal_naive")
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(content, None) or (None, why it could not be read)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, "not found"
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({type(e).__name__})"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    return data, None
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _fmt(value: Any) -> str:
+    x = _num(value)
+    return "-" if x is None else f"{x:.4g}"
+
+
+def metrics_section(evaluate: Mapping[str, Any] | None, why: str | None) -> list[str]:
+    """The LSTM against both baselines on the test windows, and who wins on mse_scaled."""
+    if evaluate is None:
+        return [f"Test metrics: {EVALUATE_JSON} {why}: the evaluate stage has not run - run `dvc repro`."]
+    baselines = evaluate.get("baselines") if isinstance(evaluate.get("baselines"), Mapping) else {}
+    shape = ", ".join(
+        f"{label}={evaluate[key]}"
+        for key, label in (("horizon", "H"), ("input_size", "L"))
+        if key in evaluate
+    )
+    n = evaluate.get("n_windows")
+    head = f"Test metrics over {n} test windows" if n is not None else "Test metrics"
+    lines = [f"{head}{f' ({shape})' if shape else ''}; *_scaled on the train-fit scale, lower is better:"]
+    lines.append(f"  {'forecaster':<16}" + "".join(f"{c:>12}" for c in COLUMNS))
+    rows = [("LSTM", evaluate)] + [(b, baselines.get(b)) for b in BASELINES]
+    for name, values in rows:
+        if not isinstance(values, Mapping):
+            lines.append(f"  {name:<16}" + f"{'(missing)':>12}")
+            continue
+        lines.append(f"  {name:<16}" + "".join(f"{_fmt(values.get(c)):>12}" for c in COLUMNS))
+    ours = _num(evaluate.get("mse_scaled"))
+    beaten, not_beaten = [], []
+    for b in BASELINES:
+        theirs = (
+            _num((baselines.get(b) or {}).get("mse_scaled"))
+            if isinstance(baselines.get(b), Mapping)
+            else None
+        )
+        if ours is not None and theirs is not None:
+            (beaten if ours < theirs else not_beaten).append(f"{b} ({_fmt(theirs)})")
+    if ours is not None and not not_beaten and beaten:
+        lines.append(f"  The LSTM beats both baselines on mse_scaled ({_fmt(ours)}).")
+    elif not_beaten:
+        lines.append(f"  The LSTM ({_fmt(ours)}) does not beat {', '.join(not_beaten)} on mse_scaled.")
+    return lines
+
+
+def mlflow_run_url(registered: Mapping[str, Any]) -> str | None:
+    """The MLflow UI page of the registered run: the tracking server's, or `make mlflow-ui`'s."""
+    run_id, exp_id = registered.get("run_id"), registered.get("experiment_id")
+    if not run_id or exp_id is None:
+        return None
+    uri = str(registered.get("tracking_uri") or "")
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{exp_id}/runs/{run_id}"
+
+
+def gate_section(
+    registered: Mapping[str, Any] | None, why: str | None, evaluate: Mapping[str, Any] | None
+) -> list[str]:
+    """The registered version, the alias it holds and the gate's reason."""
+    if registered is None:
+        return [
+            f"Registry: {REGISTERED_JSON} {why}: the register stage has not run - run `dvc repro register`."
+        ]
+    name, version = registered.get("model_name", "?"), registered.get("version", "?")
+    aliases = registered.get("aliases") or []
+    held = ", ".join(f"@{a}" for a in aliases) if aliases else "no alias"
+    lines = [f"Registry (MLflow): {name} v{version} -> {held}"]
+    if registered.get("reason"):
+        lines.append(f"  why: {registered['reason']}")
+    champion = registered.get("champion_version")
+    if champion is not None and champion != version:
+        lines.append(f"  the champion is v{champion}: models:/{name}@champion still serves it")
+    ours = _num((evaluate or {}).get("mse_scaled"))
+    theirs = _num(registered.get("mse_scaled"))
+    if ours is not None and theirs is not None and abs(ours - theirs) > 1e-9 * max(1.0, abs(ours)):
+        lines.append(
+            f"  (this record is from an earlier run: it scored {_fmt(theirs)}, the metrics now say "
+            f"{_fmt(ours)} - run `dvc repro register`)"
+        )
+    return lines
+
+
+def where_section(paths: Paths, registered: Mapping[str, Any] | None) -> list[str]:
+    """Where the plots, the Data Docs and the MLflow UI are."""
+    root = paths.root
+    plots = [p for p in PLOTS if (root / p).is_file()]
+    lines = ["Where to look:"]
+    if plots:
+        lines.append(f"  plots      {', '.join(plots)} (any image viewer; on Linux: xdg-open {plots[0]})")
+        lines.append("             `dvc plots show` draws them with the JSON plots into dvc_plots/index.html")
+    else:
+        lines.append(
+            "  plots      no PNGs under plots/ (they are in the DVC cache, not git): run `dvc repro`"
+        )
+    docs = root / DATA_DOCS
+    if docs.is_file():
+        lines.append(f"  Data Docs  {DATA_DOCS} (the validation suite, in a browser)")
+    else:
+        lines.append(f"  Data Docs  {DATA_DOCS} not found: the validate stage has not run")
+    uri = str((registered or {}).get("tracking_uri") or "")
+    url = mlflow_run_url(registered or {})
+    if uri.startswith(("http://", "https://")):
+        lines.append(f"  MLflow UI  {url or uri}")
+    else:
+        db = paths.mlflow_db
+        lines.append(
+            f"  MLflow UI  make mlflow-ui  (or: .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} "
+            "--host 127.0.0.1 --port 5000)"
+        )
+        lines.append(f"             then {url or LOCAL_UI}")
+    return lines
+
+
+NEXT = [
+    ("dvc metrics diff", "this run's metrics against HEAD's (committed in git)"),
+    ("dvc plots diff", "the plots against HEAD's, into dvc_plots/index.html"),
+    ("dvc exp run -S model.hidden_size=128", "try a change as an experiment; `dvc exp show` lists them"),
+    ("git add dvc.lock metrics plots reports/validation.json", "then `git commit`: keep this run's numbers"),
+]
+
+
+def build_summary(paths: Paths) -> str:
+    """The summary text: metrics vs baselines, the gate's decision, where to look, what next."""
+    evaluate, why_eval = _read(paths.root / EVALUATE_JSON)
+    registered, why_reg = _read(paths.root / REGISTERED_JSON)
+    width = max(len(cmd) for cmd, _ in NEXT)
+    lines = [
+        "== tsforecast: summary ==",
+        *metrics_section(evaluate, why_eval),
+        "",
+        *gate_section(registered, why_reg, evaluate),
+        "",
+        *where_section(paths, registered),
+        "",
+        "Next:",
+        *(f"  {cmd:<{width}}  {what}" for cmd, what in NEXT),
+    ]
+    return "\n".join(lines) + "\n"
