@@ -27,3 +27,10 @@ class ModelLoadError(TsForecastError):
 
 class RegistryError(TsForecastError):
     """The MLflow tracking server or registry could not be reached or updated."""
+
+
+class TransientError(TsForecastError):
+    """A failure that a later try may get past: the registry or the network is unreachable.
+
+    The CLI exits 75 (EX_TEMPFAIL) for it, and the Prefect flows retry on that exit code.
+    """

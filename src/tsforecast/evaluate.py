@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsforecast.config import Config
+from tsforecast.config import DataConfig, EvaluateConfig
 from tsforecast.errors import ConfigError, DataError
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
@@ -244,11 +244,11 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
     _savefig(fig, path)
 
 
-def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
+def run_evaluate(data: DataConfig, evaluate: EvaluateConfig, paths: Paths) -> EvaluateResult:
     """Score ``models/model.pt`` on the test windows; write metrics, plot data and PNGs."""
     prepared = load_prepared(paths.prepared)  # edge: read
     model, _ = load_model(paths.models / "model.pt")
-    scores = score(model, prepared, cfg.evaluate.seasonal_period)  # pure
+    scores = score(model, prepared, evaluate.seasonal_period)  # pure
     m = scores.metrics
     by_step = scores.by_step
     step_rows = [
@@ -275,10 +275,8 @@ def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
             for k, t in enumerate(ts)
         ],
     )
-    if cfg.evaluate.plot_windows > 0:
-        plot_forecasts(
-            scores, prepared, cfg.evaluate.plot_windows, cfg.data.target, paths.plots / "forecast.png"
-        )
+    if evaluate.plot_windows > 0:
+        plot_forecasts(scores, prepared, evaluate.plot_windows, data.target, paths.plots / "forecast.png")
     plot_error_by_step(scores, paths.plots / "error_by_step.png")
     beats = all(m["beats"].values())
     log.info(

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tsforecast.config import Config, TrainConfig
+from tsforecast.config import Config, ModelConfig, TrainConfig, WindowConfig
 from tsforecast.errors import TrainingError
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.model import LSTMForecaster, save_model
@@ -530,8 +530,12 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     plt.close(fig)
 
 
-def run_train(cfg: Config, paths: Paths) -> TrainResult:
+def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, paths: Paths) -> TrainResult:
     """Train on ``data/prepared/``; write ``models/``, ``metrics/train.json`` and loss plots."""
+    # fit() and build_model() read only these three sections of a Config
+    cfg = Config.model_construct(window=window, model=model, train=train)
+    sections = {"window": window, "model": model, "train": train}
+    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     fast_cpu_math()
     prepared = load_prepared(paths.prepared)  # edge: read
     expected = (cfg.window.input_size, cfg.window.horizon)
@@ -544,14 +548,14 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
     ckpt = paths.checkpoints / CHECKPOINT
     fingerprint = _fingerprint(cfg, paths.prepared)
     progress = os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
-    model, info = fit(cfg, prepared, device, ckpt, fingerprint, progress=progress)  # compute
+    net, info = fit(cfg, prepared, device, ckpt, fingerprint, progress=progress)  # compute
 
     extra = {
-        "config": cfg.model_dump(mode="json"),
+        "config": resolved,
         "columns": prepared.columns,
         "scaler": prepared.scaler.to_dict(),
         "freq": prepared.freq,
-        "timestamp_column": cfg.data.timestamp_column,
+        "timestamp_column": prepared.timestamps.name,
         "best_epoch": info["best_epoch"],
         "best_val_loss": info["best_val_loss"],
     }
@@ -569,9 +573,9 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
         "resumed_from_epoch": info["resumed_from_epoch"],
     }
     with atomic_dir(paths.models) as tmp:  # edge: atomic writes
-        save_model(model, tmp / "model.pt", extra)
+        save_model(net, tmp / "model.pt", extra)
         write_json(tmp / "scaler.json", prepared.scaler.to_dict())
-        write_json(tmp / "config.json", cfg.model_dump(mode="json"))
+        write_json(tmp / "config.json", resolved)
         write_json(tmp / "meta.json", {k: v for k, v in extra.items() if k not in ("config", "scaler")})
     write_json(paths.metrics / "train.json", metrics)
     write_json(paths.plots / "loss.json", info["history"])

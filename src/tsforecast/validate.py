@@ -33,20 +33,23 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset, Tick
 
-from tsforecast.config import Config
+from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, DataValidationError
-from tsforecast.ingest import META_FILE as RAW_META
-from tsforecast.ingest import RAW_FILE, read_raw
-from tsforecast.io import atomic_dir, read_json, write_json
-from tsforecast.paths import Paths
-from tsforecast.windowing import split_rows
+from tsforecast.ingest import read_raw
+from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
+from tsforecast.paths import (
+    DATA_DOCS_DIR,
+    RAW_FILE,
+    RAW_META,
+    VALIDATED_FILE,
+    VALIDATED_META,
+    VALIDATION_REPORT,
+    Paths,
+)
+from tsforecast.splits import min_rows, split_rows
 
 log = logging.getLogger(__name__)
 
-VALIDATED_FILE = "data.parquet"
-VALIDATED_META = "meta.json"
-REPORT_FILE = "validation.json"
-DOCS_DIR = "data_docs"
 SITE_NAME = "tsforecast"
 SUITE_NAME = "raw_series"
 SHOWN = 5  # offending values named per message line
@@ -209,42 +212,23 @@ def missing_runs(values: np.ndarray, positions: np.ndarray, size: int) -> tuple[
     return per_row.astype(np.int64), np.stack([starts[keep], ends[keep], lengths[keep]], axis=1)
 
 
-def min_rows(cfg: Config) -> int | None:
-    """The fewest rows for which ``split_rows`` succeeds, or None when no count will do."""
-
-    def ok(n: int) -> bool:
-        try:
-            split_rows(n, cfg.split, cfg.window)
-        except DataError:
-            return False
-        return True
-
-    hi = 1
-    while not ok(hi):
-        hi *= 2
-        if hi > 1 << 48:
-            return None
-    lo = hi // 2  # not ok (or 0)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
-
-
 # --------------------------------------------------------------------------- the suite
 
 
 class _SuiteBuilder:
     """Collects the expectations, the derived columns they read, and how each failure reads."""
 
-    def __init__(self, raw: pd.DataFrame, cfg: Config, source: str) -> None:
+    def __init__(
+        self, raw: pd.DataFrame, data: DataConfig, split: SplitConfig, window: WindowConfig, source: str
+    ) -> None:
         import great_expectations.expectations as gxe  # slow to import: only when validating
 
         self.gxe = gxe
-        self.raw, self.cfg, self.source = raw, cfg, source
+        self.raw, self.source = raw, source
+        self.data, self.split, self.window = data, split, window
         self.frame = raw.copy()  # raw + derived columns: what GX validates
         self.checks: list[Check] = []
-        tsc = cfg.data.timestamp_column
+        tsc = data.timestamp_column
         self.ts: pd.Series | None = raw[tsc] if tsc in raw.columns else None
         self.grid: Grid | None = None
 
@@ -273,7 +257,7 @@ class _SuiteBuilder:
 
     def timestamp_checks(self) -> bool:
         """Exists, not null, unique, strictly increasing; True when all of them hold."""
-        gxe, tsc = self.gxe, self.cfg.data.timestamp_column
+        gxe, tsc = self.gxe, self.data.timestamp_column
         self.not_found(tsc, "data.timestamp_column")
         ts = self.ts
         if ts is None:
@@ -321,7 +305,7 @@ class _SuiteBuilder:
 
     def grid_checks(self, grid: Grid) -> None:
         """One regular frequency: every timestamp on the grid; a given data.freq is the usual step."""
-        gxe, d, ts = self.gxe, self.cfg.data, self.ts
+        gxe, d, ts = self.gxe, self.data, self.ts
         assert ts is not None
         tsc = d.timestamp_column
         how = "inferred" if grid.inferred else "data.freq"
@@ -374,7 +358,7 @@ class _SuiteBuilder:
 
     def value_checks(self, col: str, key: str, positions: np.ndarray | None, size: int) -> None:
         """Exists, numeric, finite, (target) not constant, gaps no longer than data.fill_gaps."""
-        gxe, d, ts = self.gxe, self.cfg.data, self.ts
+        gxe, d, ts = self.gxe, self.data, self.ts
         self.not_found(col, key)
         if col not in self.raw.columns:
             return
@@ -446,13 +430,13 @@ class _SuiteBuilder:
 
     def row_count_check(self, n_out: int) -> None:
         """Enough rows for ``split_rows``, counting the grid steps that filling will add."""
-        need = min_rows(self.cfg)
+        need = min_rows(self.split, self.window)
         added = n_out - len(self.raw)
         min_value = 10**15 if need is None else max(need - added, 0)  # 10**15: no count will do
 
         def explain_rows(r: dict[str, Any]) -> str:
             try:
-                split_rows(n_out, self.cfg.split, self.cfg.window)
+                split_rows(n_out, self.split, self.window)
             except DataError as e:
                 return f"{self.source}: {e}"
             return f"{self.source}: {n_out} rows are too few for the split and the window (need {need})"
@@ -468,14 +452,16 @@ class _SuiteBuilder:
         )
 
 
-def plan_checks(raw: pd.DataFrame, cfg: Config, source: str) -> Plan:
+def plan_checks(
+    raw: pd.DataFrame, data: DataConfig, split: SplitConfig, window: WindowConfig, source: str
+) -> Plan:
     """The frame GX validates (raw + derived columns) and one :class:`Check` per expectation (pure).
 
     Checks that need something earlier ones establish (a grid needs sound timestamps, a
     variance needs numbers) are only planned when that holds; the earlier failure is reported.
     """
-    d = cfg.data
-    suite = _SuiteBuilder(raw, cfg, source)
+    d = data
+    suite = _SuiteBuilder(raw, data, split, window, source)
     if suite.timestamp_checks() and suite.ts is not None:
         suite.grid = infer_grid(suite.ts, d.freq)
     grid = suite.grid
@@ -610,9 +596,9 @@ def _details(result: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- filling gaps
 
 
-def fill(raw: pd.DataFrame, cfg: Config, grid: Grid) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+def fill(raw: pd.DataFrame, data: DataConfig, grid: Grid) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
     """The series on the regular grid, float64, its missing steps time-interpolated (pure)."""
-    d = cfg.data
+    d = data
     columns = [d.target, *d.covariates]
     ts = pd.DatetimeIndex(raw[d.timestamp_column])
     index = grid.index(ts.unit)
@@ -645,13 +631,13 @@ def _source_name(paths: Paths) -> str:
         return str(raw)
 
 
-def run_validate(cfg: Config, paths: Paths) -> ValidateResult:
+def run_validate(data: DataConfig, split: SplitConfig, window: WindowConfig, paths: Paths) -> ValidateResult:
     """Validate ``data/raw/`` with a GX suite; write ``data/validated/`` when every rule holds."""
     raw = read_raw(paths.raw)  # edge: read
     source = _source_name(paths)
-    plan = plan_checks(raw, cfg, source)  # pure
+    plan = plan_checks(raw, data, split, window, source)  # pure
     log.info("validating %d rows of %s: %d expectations", len(raw), source, len(plan.checks))
-    with atomic_dir(paths.reports / DOCS_DIR) as docs:  # edge: Data Docs, rebuilt whole
+    with atomic_dir(paths.reports / DATA_DOCS_DIR) as docs:  # edge: Data Docs, rebuilt whole
         results = run_suite(plan, docs)
     lines = []
     for check, res in zip(plan.checks, results, strict=True):
@@ -666,14 +652,12 @@ def run_validate(cfg: Config, paths: Paths) -> ValidateResult:
                 lines.append(res["message"])
     failed = [r for r in results if not r["success"]]
     if not failed and plan.grid is None:  # cannot happen: too few rows fail the row count first
-        lines.append(
-            f"{source}: column '{cfg.data.timestamp_column}': too few timestamps to infer a frequency"
-        )
+        lines.append(f"{source}: column '{data.timestamp_column}': too few timestamps to infer a frequency")
     ok = not failed and not lines
     filled: list[pd.Timestamp] = []
     out: pd.DataFrame | None = None
     if ok and plan.grid is not None:
-        out, filled = fill(raw, cfg, plan.grid)  # pure
+        out, filled = fill(raw, data, plan.grid)  # pure
     report = {
         "success": ok,
         "n_rows": len(out) if out is not None else plan.n_out,
@@ -694,13 +678,13 @@ def run_validate(cfg: Config, paths: Paths) -> ValidateResult:
         ],
         "filled": [str(t) for t in filled],
     }
-    write_json(paths.reports / REPORT_FILE, report)  # edge: report, pass or fail
+    write_json(paths.reports / VALIDATION_REPORT, report)  # edge: report, pass or fail
     if out is None or plan.grid is None:
         log.info("validation failed: %d of %d expectations", len(failed), len(results))
-        report_path = paths.reports / REPORT_FILE
+        report_path = paths.reports / VALIDATION_REPORT
         fallback = f"{source}: validation failed; see {report_path}"
         raise DataValidationError("\n".join(dict.fromkeys(lines)) or fallback)
-    ts = out[cfg.data.timestamp_column]
+    ts = out[data.timestamp_column]
     tz = ts.dt.tz
     meta = {
         "freq": plan.grid.freq,
@@ -723,3 +707,12 @@ def run_validate(cfg: Config, paths: Paths) -> ValidateResult:
     return ValidateResult(
         n_rows=len(out), n_filled=len(filled), n_expectations=len(results), freq=plan.grid.freq
     )
+
+
+def read_validated(validated_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """The frame and meta that ``run_validate`` wrote."""
+    recover_dir(validated_dir, clean=False)  # a swap killed between its two renames
+    path = validated_dir / VALIDATED_FILE
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `tsforecast validate` (or `dvc repro validate`) first")
+    return pd.read_parquet(path), read_json(validated_dir / VALIDATED_META)
