@@ -205,14 +205,10 @@ def worker_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     """The whole pipeline, ingest to evaluate, in a scratch repo dir; test metrics back."""
     import yaml
 
+    from tsforecast import stages
     from tsforecast.config import load_config
-    from tsforecast.evaluate import run_evaluate
-    from tsforecast.ingest import run_ingest
     from tsforecast.io import read_json
     from tsforecast.paths import Paths
-    from tsforecast.train import run_train
-    from tsforecast.validate import run_validate
-    from tsforecast.windowing import run_window
 
     root = Path(args["root"])
     overrides = args.get("overrides") or accuracy_overrides(args["horizon"], args["quick"])
@@ -221,15 +217,9 @@ def worker_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     (root / "params.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     paths = Paths.from_root(root)
     stage_s: dict[str, float] = {}
-    for name, call in (
-        ("ingest", lambda: run_ingest(cfg.data, paths)),
-        ("validate", lambda: run_validate(cfg, paths)),
-        ("window", lambda: run_window(cfg, paths)),
-        ("train", lambda: run_train(cfg, paths)),
-        ("evaluate", lambda: run_evaluate(cfg, paths)),
-    ):
+    for name in stages.NAMES[: stages.NAMES.index("evaluate") + 1]:
         t = time.perf_counter()
-        call()
+        stages.run_stage(name, cfg, paths)
         stage_s[name] = round(time.perf_counter() - t, 2)
     ev = read_json(paths.metrics / "evaluate.json")
     tr = read_json(paths.metrics / "train.json")

@@ -1,13 +1,17 @@
 """Run DVC from Prefect tasks: one stage per ``dvc repro --single-item``, output streamed to a logger.
 
-Nothing here knows what a stage does. A failed stage raises :class:`StageFailed` with the
-``error:`` lines our CLI prints (one per user error) and a ``transient`` flag that decides
-whether Prefect retries it: data and config errors are final, a killed process, a held
-DVC lock or an unreachable server are worth another try.
+Nothing here knows what a stage does, and nothing re-reads dvc.yaml: the stage list, the
+graph and the status come from DVC's own commands (``dvc stage list``, ``dvc dag``,
+``dvc status --json``), the pipeline order from the stage table (:mod:`tsforecast.stages`).
+A failed stage raises :class:`StageFailed` with the ``error:`` lines our CLI prints and a
+``transient`` flag decided by exit codes alone: the CLI exits 75 (EX_TEMPFAIL) when a retry
+may help (a registry or network unreachable), a killed stage is worth another try, any other
+failure is final. DVC itself waits for a held lock (``--wait-for-lock``).
 
 The second half is the hand-off to a worker that shares no disk with the pipeline: the
-workspace files that pin a run (params.yaml, dvc.yaml, dvc.lock) travel as flow
-parameters, data and models through the DVC remote, and the stage's dvc.lock entry back.
+workspace files that pin a run (params.yaml, dvc.yaml, dvc.lock) travel as flow parameters
+one way and the dvc.lock DVC wrote on the worker the other way; data and models travel
+through the DVC remote (``dvc push`` / ``dvc pull`` of stage names).
 """
 
 from __future__ import annotations
@@ -25,27 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
-from tsforecast.cli import STAGES as PIPELINE_ORDER
+from tsforecast.cli import EX_INTERRUPTED, EX_TEMPFAIL
+from tsforecast.stages import NAMES as PIPELINE_ORDER
 
 Logger = logging.Logger | logging.LoggerAdapter
 
 #: Files that pin a pipeline run; a remote worker overwrites its copies with the pipeline's.
 WORKSPACE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
+#: The file a worker sends back: DVC's record of the stage it ran.
+LOCK_FILE = "dvc.lock"
 
-#: Stages whose failure is a verdict on the data, never retried unless the process was killed.
-NEVER_RETRIED = frozenset({"validate"})
-
-# Faults that a later attempt can get past: servers that are down or busy, a held lock.
-_TRANSIENT = re.compile(
-    r"connection refused|connection (?:reset|aborted|error)|could not be reached|unreachable"
-    r"|timed out|temporar(?:il)?y unavailable|service unavailable|bad gateway|gateway time-?out"
-    r"|max retries exceeded|name or service not known|network is down|broken pipe"
-    r"|unable to acquire lock|database is locked",
-    re.IGNORECASE,
-)
+# DVC reports a failed stage command's exit code as "... failed to run: <cmd>, exited with N".
 _EXITED = re.compile(r"exited with (-?\d+)")
+# `dvc dag --dot`: one edge per line, `"<upstream>" -> "<downstream>";`
+_DOT_EDGE = re.compile(r'^\s*"([^"]+)"\s*->\s*"([^"]+)"')
 # DVC's advice after each stage, for people at a terminal: debug level in the flow log.
 _DVC_HINT = re.compile(
     r"^\s*(To track the changes with git|git add |To enable auto staging|dvc config core\.autostage"
@@ -89,7 +86,7 @@ class CommandResult:
 
     @property
     def stage_returncode(self) -> int | None:
-        """The exit code of the stage's own command, from DVC's `exited with N`."""
+        """The exit code of the stage's own command, as DVC reports it (None: no stage ran)."""
         for line in reversed(self.dvc_errors):
             if m := _EXITED.search(line):
                 return int(m.group(1))
@@ -107,22 +104,24 @@ def repo_root(repo_dir: str | os.PathLike[str] | None = None) -> Path:
     return root
 
 
-def read_dvc_yaml(root: Path) -> dict[str, Any]:
-    return yaml.safe_load((root / "dvc.yaml").read_text()) or {}
-
-
-def stage_plan(root: Path, only: Iterable[str] | None = None) -> list[str]:
-    """The stages of dvc.yaml in pipeline order (ingest, validate, window, train, evaluate,
-    register), then any others in file order; ``only`` keeps a subset."""
-    defined = list(read_dvc_yaml(root).get("stages") or {})
+def order_stages(defined: Iterable[str], only: Iterable[str] | None = None) -> list[str]:
+    """``defined`` in pipeline order (the stage table's), then the others as given; ``only``
+    keeps a subset and must name defined stages."""
+    defined = list(defined)
     plan = [s for s in PIPELINE_ORDER if s in defined] + [s for s in defined if s not in PIPELINE_ORDER]
     if only is None:
         return plan
     wanted = list(only)
     unknown = [s for s in wanted if s not in plan]
     if unknown:
-        raise ValueError(f"stages {unknown} are not in {root / 'dvc.yaml'}; its stages are {plan}")
+        raise ValueError(f"stages {unknown} are not in dvc.yaml; its stages are {plan}")
     return [s for s in plan if s in wanted]
+
+
+def stage_plan(root: Path, only: Iterable[str] | None = None, log: Logger | None = None) -> list[str]:
+    """The stages ``dvc stage list`` finds, in pipeline order; ``only`` keeps a subset."""
+    result = dvc(root, log or logging.getLogger(__name__), "stage", "list", "--name-only")
+    return order_stages([line.strip() for line in result.stdout if line.strip()], only)
 
 
 def subprocess_env() -> dict[str, str]:
@@ -185,40 +184,41 @@ def run_command(args: Sequence[str], cwd: Path, log: Logger) -> CommandResult:
 
 
 def dvc_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dvc", *args]
+    """``python -m dvc --wait-for-lock <args>``: a lock held by another DVC process is waited for."""
+    return [sys.executable, "-m", "dvc", "--wait-for-lock", *args]
 
 
-def is_transient(stage: str | None, result: CommandResult) -> bool:
-    """Whether a failed DVC command is worth another try.
+def killed(code: int) -> bool:
+    """Whether an exit code means the process was killed by a signal (not a person's Ctrl-C)."""
+    return code < 0 or (code > 128 and code != EX_INTERRUPTED)
 
-    - the stage's command was killed or crashed with an exit code other than 1
-      (a lost worker, an out-of-memory kill): yes;
-    - ``validate``: otherwise never, its failure is a verdict on the data;
-    - our CLI's ``error:`` lines or DVC's own errors: only when they say a server or
-      lock was unavailable (MLflow unreachable, DVC lock held, remote timed out);
-    - exit code 1 with neither: a bug, no.
+
+def is_transient(result: CommandResult, *, moves_data: bool = False) -> bool:
+    """Whether a failed DVC command is worth another try, from exit codes alone.
+
+    - the stage's command exited 75 (EX_TEMPFAIL: our CLI's registry or network unreachable)
+      or was killed (a lost worker, an out-of-memory kill): yes; any other exit code
+      (1: a data or config error, 2: a usage error, 130: interrupted): no;
+    - DVC itself killed: yes;
+    - DVC itself failed, no stage ran: only for commands that move data through the remote
+      (``moves_data``: push, pull), whose failures are the remote's I/O.
     """
     code = result.stage_returncode
-    if code is not None and code != 1 and not result.error_lines:
+    if code is not None:
+        return code == EX_TEMPFAIL or killed(code)
+    if killed(result.returncode):
         return True
-    if stage in NEVER_RETRIED and code is not None:
-        return False
-    if result.error_lines:
-        return any(_TRANSIENT.search(line) for line in result.error_lines)
-    text = "\n".join(result.dvc_errors + result.stderr_tail)
-    if code is None and result.returncode < 0:  # DVC itself was killed
-        return True
-    return bool(_TRANSIENT.search(text))
+    return moves_data
 
 
-def check(result: CommandResult, what: str, stage: str | None = None) -> CommandResult:
+def check(result: CommandResult, what: str, *, moves_data: bool = False) -> CommandResult:
     """Raise :class:`StageFailed` for a failed command, classified by :func:`is_transient`."""
     if result.returncode == 0:
         return result
     code = result.stage_returncode
     raise StageFailed(
         what,
-        transient=is_transient(stage, result),
+        transient=is_transient(result, moves_data=moves_data),
         returncode=code if code is not None else result.returncode,
         error_lines=result.error_lines,
         detail=result.dvc_errors or result.stderr_tail[-5:],
@@ -228,7 +228,7 @@ def check(result: CommandResult, what: str, stage: str | None = None) -> Command
 def repro_stage(root: Path, stage: str, log: Logger) -> CommandResult:
     """``dvc repro --single-item <stage>``: runs it when its deps or params changed."""
     result = run_command(dvc_args("repro", "--single-item", stage), root, log)
-    return check(result, f"stage '{stage}'", stage)
+    return check(result, f"stage '{stage}'")
 
 
 def stage_ran(result: CommandResult, stage: str) -> bool:
@@ -238,57 +238,41 @@ def stage_ran(result: CommandResult, stage: str) -> bool:
 
 
 def dvc(root: Path, log: Logger, *args: str) -> CommandResult:
-    """Any other DVC command (push, pull, status, ...), with the same failure handling."""
+    """Any other DVC command (status, dag, ...), with the same failure handling."""
     return check(run_command(dvc_args(*args), root, log), f"dvc {' '.join(args)}")
 
 
-def stage_status(root: Path, stage: str, log: Logger) -> dict[str, Any]:
-    """``dvc status --json <stage>``: empty when the stage is up to date."""
-    result = dvc(root, log, "status", "--json", stage)
+def transfer(root: Path, log: Logger, command: str, targets: Sequence[str]) -> CommandResult | None:
+    """``dvc push`` / ``dvc pull`` of ``targets`` (stage names); a failure is the remote's, retried."""
+    if not targets:
+        return None
+    result = run_command(dvc_args(command, *targets), root, log)
+    return check(result, f"dvc {command} {' '.join(targets)}", moves_data=True)
+
+
+def stage_status(root: Path, stage: str, log: Logger, *, with_deps: bool = False) -> dict[str, Any]:
+    """``dvc status --json [--with-deps] <stage>``: empty when the stage (and, with ``with_deps``,
+    every stage upstream of it) is up to date."""
+    result = dvc(root, log, "status", "--json", *(["--with-deps"] if with_deps else []), stage)
     text = "\n".join(result.stdout).strip()
     start = text.find("{")
     return json.loads(text[start:]) if start >= 0 else {}
 
 
-def _paths_of(entries: Any) -> list[str]:
-    out = []
-    for entry in entries or []:
-        out.extend(entry if isinstance(entry, dict) else [entry])
-    return [str(p).rstrip("/") for p in out]
-
-
-def upstream_outputs(root: Path, stage: str) -> list[str]:
-    """The deps of ``stage`` that other stages produce: what a remote worker must pull."""
-    stages = read_dvc_yaml(root).get("stages") or {}
-    if stage not in stages:
-        raise ValueError(f"stage '{stage}' is not in {root / 'dvc.yaml'}")
-    produced = [
-        path
-        for name, spec in stages.items()
-        if name != stage
-        for key in ("outs", "metrics", "plots")
-        for path in _paths_of(spec.get(key))
-    ]
-    wanted = []
-    for dep in _paths_of(stages[stage].get("deps")):
-        for out in produced:
-            if (dep == out or dep.startswith(out + "/")) and out not in wanted:
-                wanted.append(out)
-    return wanted
+def upstream_stages(root: Path, stage: str, log: Logger) -> list[str]:
+    """The stages whose outputs ``stage`` reads directly: its parents in ``dvc dag --dot``."""
+    result = dvc(root, log, "dag", "--dot", stage)
+    parents = [m.group(1) for line in result.stdout if (m := _DOT_EDGE.match(line)) and m.group(2) == stage]
+    return order_stages(dict.fromkeys(parents))
 
 
 def uncached_outputs(root: Path, stage: str) -> list[str]:
-    """The outputs of ``stage`` marked ``cache: false``: git tracks them, so no DVC remote holds
-    them and a worker must hand them back itself (``dvc pull`` cannot)."""
-    spec = (read_dvc_yaml(root).get("stages") or {}).get(stage) or {}
-    return [
-        str(path)
-        for key in ("outs", "metrics", "plots")
-        for entry in spec.get(key) or []
-        if isinstance(entry, dict)
-        for path, opts in entry.items()
-        if (opts or {}).get("cache", True) is False
-    ]
+    """The outputs of ``stage`` marked ``cache: false`` (DVC's own stage model reads dvc.yaml): git
+    tracks them, so no DVC remote holds them and a worker must hand them back itself."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return [str(out.def_path) for st in repo.stage.collect(stage) for out in st.outs if not out.use_cache]
 
 
 def read_files(root: Path, rels: Iterable[str]) -> dict[str, str]:
@@ -328,7 +312,9 @@ def workspace_files(root: Path) -> dict[str, str]:
     return {name: (root / name).read_text() for name in WORKSPACE_FILES if (root / name).is_file()}
 
 
-def write_workspace_files(root: Path, files: Mapping[str, str], log: Logger) -> list[str]:
+def write_workspace_files(
+    root: Path, files: Mapping[str, str], log: Logger, source: str = "the pipeline run"
+) -> list[str]:
     """Overwrite this checkout's copies of the workspace files; returns the names that changed."""
     unknown = sorted(set(files) - set(WORKSPACE_FILES))
     if unknown:
@@ -343,41 +329,38 @@ def write_workspace_files(root: Path, files: Mapping[str, str], log: Logger) -> 
         os.replace(tmp, path)
         changed.append(name)
     if changed:
-        log.info("workspace files taken from the pipeline run: %s", ", ".join(changed))
+        log.info("workspace files taken from %s: %s", source, ", ".join(changed))
     return changed
 
 
-def read_lock(root: Path) -> dict[str, Any]:
-    path = root / "dvc.lock"
-    return (yaml.safe_load(path.read_text()) if path.is_file() else None) or {"schema": "2.0", "stages": {}}
+def adopt_lock(root: Path, lock_text: str, stage: str, log: Logger) -> None:
+    """Take the ``dvc.lock`` a worker wrote after running ``stage``, then ``dvc pull <stage>``.
 
-
-def lock_entry(root: Path, stage: str) -> dict[str, Any]:
-    """The dvc.lock entry of ``stage``: its deps, params and outs as they were when it ran."""
-    entry = (read_lock(root).get("stages") or {}).get(stage)
-    if not entry:
-        raise StageFailed(f"reading dvc.lock entry of '{stage}'", transient=False, detail=["no entry"])
-    return entry
-
-
-def write_lock_entry(root: Path, stage: str, entry: Mapping[str, Any]) -> str | None:
-    """Put ``entry`` into dvc.lock for ``stage``; returns the previous file text (None: none)."""
-    path = root / "dvc.lock"
+    ``dvc status --with-deps <stage>`` must then be clean: the worker ran the same code and
+    params on the same inputs. Otherwise this checkout's ``dvc.lock`` is put back as it was and
+    :class:`StageFailed` names what differs.
+    """
+    path = root / LOCK_FILE
     before = path.read_text() if path.is_file() else None
-    lock = read_lock(root)
-    lock.setdefault("stages", {})[stage] = dict(entry)
-    tmp = path.with_name(f".dvc.lock.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(lock, sort_keys=False))
-    os.replace(tmp, path)
-    return before
-
-
-def restore_lock(root: Path, before: str | None) -> None:
-    path = root / "dvc.lock"
-    if before is None:
-        path.unlink(missing_ok=True)
-    else:
-        path.write_text(before)
+    write_workspace_files(root, {LOCK_FILE: lock_text}, log, source=f"the worker that ran '{stage}'")
+    try:
+        transfer(root, log, "pull", [stage])
+        changes = stage_status(root, stage, log, with_deps=True)
+        if changes:
+            raise StageFailed(
+                f"adopting stage '{stage}' from the worker",
+                transient=False,
+                detail=[
+                    f"dvc status --with-deps {stage}: {json.dumps(changes)}",
+                    "the worker's checkout differs from this one; update it to this commit",
+                ],
+            )
+    except BaseException:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_workspace_files(root, {LOCK_FILE: before}, log, source="before the hand-off (rolled back)")
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -5,7 +5,8 @@ evaluate, register), each with ``dvc repro --single-item <stage>`` in the checko
 after a run ``dvc status`` is clean and ``dvc repro`` re-runs nothing. With
 ``orchestration.train_pool: gpu`` in params.yaml, training goes to the ``train-gpu``
 deployment (flow ``train_gpu``) on work pool ``gpu``: inputs and the trained model travel
-through the DVC remote, the stage's dvc.lock entry comes back as a flow-run artifact.
+through the DVC remote, the dvc.lock DVC wrote on the worker comes back as a flow-run artifact, with the stage's ``cache: false``
+outputs (metrics, plot data: git's, not the DVC remote's).
 The run ends by publishing forecasts/forecast.parquet as the table artifact ``forecast``.
 
 ``forecast_refresh`` re-runs ingest, validate and forecast through the CLI in the scratch root
@@ -44,24 +45,23 @@ from pipelines.delivery import (
     table_rows,
 )
 from pipelines.dvc_runner import (
+    LOCK_FILE,
     StageFailed,
-    dvc,
+    adopt_lock,
     git_head,
-    lock_entry,
     read_files,
     read_json,
     repo_root,
     repro_stage,
     restore_files,
-    restore_lock,
     stage_plan,
     stage_ran,
     stage_status,
+    transfer,
     uncached_outputs,
-    upstream_outputs,
+    upstream_stages,
     workspace_files,
     write_files,
-    write_lock_entry,
     write_workspace_files,
 )
 from pipelines.run_report import TRAIN_JSON, build_report
@@ -117,10 +117,8 @@ def run_stage(root: str, stage: str) -> bool:
 
 @task(name="dvc-transfer", **_TASK_DEFAULTS)
 def dvc_transfer(root: str, command: Literal["push", "pull"], targets: list[str]) -> list[str]:
-    """``dvc push`` / ``dvc pull`` of stage names or output paths, through the DVC remote."""
-    if targets:
-        dvc(Path(root), get_run_logger(), command, *targets)
-        get_run_logger().info("dvc %s finished: %s", command, ", ".join(targets))
+    """``dvc push`` / ``dvc pull`` of stages' outputs, through the DVC remote."""
+    transfer(Path(root), get_run_logger(), command, targets)
     return targets
 
 
@@ -188,31 +186,15 @@ def dispatch_stage(
 
 
 @task(name="adopt-remote-outputs", **_TASK_DEFAULTS)
-def adopt_outputs(root: str, stage: str, entry: dict[str, Any], files: dict[str, str] | None = None) -> None:
-    """Write the worker's dvc.lock entry for ``stage`` and its ``cache: false`` outputs (``files``,
-    which travel in the hand-off record, not the DVC remote) here, and ``dvc pull`` the rest.
-
-    Then ``dvc status <stage>`` must be clean; if the worker's code or params differed, the
-    entry is rolled back and the run fails naming what differs.
-    """
-    log = get_run_logger()
+def adopt_outputs(root: str, stage: str, lock_text: str, files: dict[str, str] | None = None) -> None:
+    """Take the worker's dvc.lock and the stage's ``cache: false`` outputs (``files``: they travel
+    in the hand-off record, not the DVC remote), ``dvc pull`` the rest, check ``dvc status``; if
+    the worker's code or params differed, both are rolled back and the run fails."""
     path = Path(root)
-    before = write_lock_entry(path, stage, entry)
     before_files = write_files(path, files or {})
     try:
-        dvc(path, log, "pull", stage)
-        changes = stage_status(path, stage, log)
-        if changes:
-            raise StageFailed(
-                f"adopting stage '{stage}' from the worker",
-                transient=False,
-                detail=[
-                    f"dvc status {stage}: {json.dumps(changes)}",
-                    "the worker's checkout differs from this one; update it to this commit",
-                ],
-            )
+        adopt_lock(path, lock_text, stage, get_run_logger())
     except BaseException:
-        restore_lock(path, before)
         restore_files(path, before_files)
         raise
 
@@ -264,14 +246,13 @@ def train_on_pool(
     if not stage_changes.with_options(**opts)(root, stage):
         get_run_logger().info("stage '%s' is up to date; nothing to send to the pool", stage)
         return None
-    dvc_transfer.with_options(name="dvc-push-inputs", **opts)(
-        root, "push", upstream_outputs(Path(root), stage)
-    )
+    upstream = upstream_stages(Path(root), stage, get_run_logger())
+    dvc_transfer.with_options(name="dvc-push-inputs", **opts)(root, "push", upstream)
     handoff = dispatch_stage.with_options(**opts)(
         root, stage, deployment, timeout_s, retries, retry_backoff_s
     )
-    adopt_outputs.with_options(**opts)(root, stage, handoff["lock"], handoff.get("files"))
-    return {k: v for k, v in handoff.items() if k not in ("lock", "files")}
+    adopt_outputs.with_options(**opts)(root, stage, handoff[LOCK_FILE], handoff.get("files"))
+    return {k: v for k, v in handoff.items() if k not in (LOCK_FILE, "files")}
 
 
 @flow(name="forecast-pipeline", log_prints=True)
@@ -296,9 +277,9 @@ def forecast_pipeline(
     from tsforecast.config import load_config
 
     root = repo_root(repo_dir)
-    plan = stage_plan(root, stages)
-    pool = load_config(root / "params.yaml").orchestration.train_pool
     log = get_run_logger()
+    plan = stage_plan(root, stages, log)
+    pool = load_config(root / "params.yaml").orchestration.train_pool
     log.info("stages: %s; train_pool: %s; checkout: %s", " -> ".join(plan), pool, root)
     opts = _retrying(retries, retry_backoff_s)
     remote: dict[str, Any] | None = None
@@ -403,13 +384,13 @@ def _device_name(device: str) -> str | None:
 
 @task(name="report-device", cache_policy=NO_CACHE)
 def report_handoff(root: str, stage: str) -> dict[str, Any]:
-    """The hand-off record (dvc.lock entry + device) as an artifact the pipeline reads back."""
+    """The hand-off record (the dvc.lock DVC wrote here + device) as an artifact the pipeline reads back."""
     log = get_run_logger()
     train = read_json(Path(root) / TRAIN_JSON) or {}
     device = str(train.get("device", "unknown"))
     record = {
         "stage": stage,
-        "lock": lock_entry(Path(root), stage),
+        LOCK_FILE: (Path(root) / LOCK_FILE).read_text(),
         "files": read_files(Path(root), uncached_outputs(Path(root), stage)),  # git's, not DVC's
         "device": device,
         "device_name": _device_name(device),
@@ -420,7 +401,7 @@ def report_handoff(root: str, stage: str) -> dict[str, Any]:
         log.warning(
             "stage '%s' ran on device %s, not a GPU (train.device: auto finds none here)", stage, device
         )
-    Artifact(type="json", key=HANDOFF_KEY, description=f"dvc.lock entry of '{stage}'", data=record).create()
+    Artifact(type="json", key=HANDOFF_KEY, description=f"dvc.lock after '{stage}'", data=record).create()
     rows = [f"| {k} | {record[k]} |" for k in ("host", "device", "device_name", "samples_per_second")]
     create_markdown_artifact(
         markdown="\n".join([f"# {stage} on the gpu pool", "", "| | |", "|---|---|", *rows, ""]),
@@ -447,7 +428,7 @@ def train_gpu(
     retry_backoff_s: float = RETRY_BACKOFF_S,
 ) -> dict[str, Any]:
     """Run one stage on this worker's own checkout: pull its inputs from the DVC remote, run it,
-    push its outputs, and report the dvc.lock entry and device back to the pipeline.
+    push its outputs, and report dvc.lock and the device back to the pipeline.
 
     Args:
         workspace: params.yaml, dvc.yaml and dvc.lock of the pipeline run (file name -> text).
@@ -458,9 +439,8 @@ def train_gpu(
     root = str(repo_root(repo_dir))
     opts = _retrying(retries, retry_backoff_s)
     sync_workspace(root, workspace, git_rev)
-    dvc_transfer.with_options(name="dvc-pull-inputs", **opts)(
-        root, "pull", upstream_outputs(Path(root), stage)
-    )
+    upstream = upstream_stages(Path(root), stage, get_run_logger())
+    dvc_transfer.with_options(name="dvc-pull-inputs", **opts)(root, "pull", upstream)
     run_stage.with_options(name=stage, **opts)(root, stage)
     dvc_transfer.with_options(name="dvc-push-outputs", **opts)(root, "push", [stage])
     return report_handoff(root, stage)

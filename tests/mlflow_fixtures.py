@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from tests.processes import free_port, start_in_own_session, stop_process_group, tail
+from tsforecast import stages
 from tsforecast.config import Config, load_config
 from tsforecast.paths import Paths
 
@@ -87,31 +88,18 @@ class Repo:
         run_stages(self.root, stages)
 
 
-STAGES = ("ingest", "validate", "window", "train", "evaluate")
+STAGES = stages.NAMES[: stages.NAMES.index("evaluate") + 1]  # register: the tests call it
 
 
-def run_stages(root: Path, stages: Sequence[str] = STAGES) -> None:
+def run_stages(root: Path, names: Sequence[str] = STAGES) -> None:
     import torch
 
-    from tsforecast.evaluate import run_evaluate
-    from tsforecast.ingest import run_ingest
-    from tsforecast.train import run_train
-    from tsforecast.validate import run_validate
-    from tsforecast.windowing import run_window
-
     cfg, paths = load_config(root / "params.yaml"), Paths.from_root(root)
-    funcs: dict[str, Callable[[], Any]] = {
-        "ingest": lambda: run_ingest(cfg.data, paths),
-        "validate": lambda: run_validate(cfg, paths),
-        "window": lambda: run_window(cfg, paths),
-        "train": lambda: run_train(cfg, paths),
-        "evaluate": lambda: run_evaluate(cfg, paths),
-    }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny LSTM: more threads only contend with the other tests' processes
     try:
-        for stage in stages:
-            funcs[stage]()
+        for name in names:
+            stages.run_stage(name, cfg, paths)
     finally:
         torch.set_num_threads(threads)
 
@@ -131,7 +119,6 @@ def perturb_model(repo: Repo, noise: float, seed: int = 1) -> float:
     """Add Gaussian noise to every weight of models/model.pt, re-evaluate; returns the new mse_scaled."""
     import torch
 
-    from tsforecast.evaluate import run_evaluate
     from tsforecast.model import load_model, save_model
 
     path = repo.paths.models / "model.pt"
@@ -141,7 +128,7 @@ def perturb_model(repo: Repo, noise: float, seed: int = 1) -> float:
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * noise)
     save_model(model, path, extra)
-    run_evaluate(repo.cfg, repo.paths)
+    stages.run_stage("evaluate", repo.cfg, repo.paths)
     return float(json.loads((repo.paths.metrics / "evaluate.json").read_text())["mse_scaled"])
 
 

@@ -2,8 +2,9 @@
 
 Each stage subcommand reads params.yaml once, calls the stage's ``run_<stage>``
 function and prints a one-line summary. DVC (dvc.yaml) and Prefect call these same
-subcommands. A user error prints one line on stderr and exits 1; ``--debug`` shows
-the traceback.
+subcommands. A user error prints one line on stderr and exits 1; a transient failure
+(a registry or network that a retry may reach) exits 75; ``--debug`` shows the traceback.
+The stage subcommands come from the stage table in :mod:`tsforecast.stages`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
+from tsforecast import stages
 from tsforecast.errors import TransientError, TsForecastError
 
 log = logging.getLogger("tsforecast")
 
-STAGES = ("ingest", "validate", "window", "train", "evaluate", "register")
+EX_USAGE_ERROR = 1  # a user error: one line on stderr
+EX_TEMPFAIL = 75  # sysexits.h: a transient failure (registry or network unreachable); retry later
+EX_INTERRUPTED = 130
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -53,35 +57,7 @@ def _context(args: argparse.Namespace) -> tuple[Any, Any]:
 def _stage(name: str) -> Callable[[argparse.Namespace], Any]:
     def run(args: argparse.Namespace) -> Any:
         cfg, paths = _context(args)
-        if name == "ingest":
-            from tsforecast.ingest import run_ingest
-
-            return run_ingest(cfg.data, paths)
-        if name == "validate":
-            from tsforecast.validate import run_validate
-
-            return run_validate(cfg, paths)
-        if name == "window":
-            from tsforecast.windowing import run_window
-
-            return run_window(cfg, paths)
-        if name == "train":
-            from tsforecast.train import run_train
-
-            return run_train(cfg, paths)
-        if name == "evaluate":
-            from tsforecast.evaluate import run_evaluate
-
-            return run_evaluate(cfg, paths)
-        if name == "register":
-            from tsforecast.registry import run_register
-
-            return run_register(cfg.data, cfg.window, cfg.register, paths)
-        if name == "backtest":
-            from tsforecast.backtest import run_backtest
-
-            return run_backtest(cfg.evaluate, cfg.backtest, paths)
-        raise AssertionError(name)
+        return stages.get(name).run(cfg, paths)  # the sections its signature names, plus paths
 
     return run
 
@@ -105,13 +81,6 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
         levels=args.levels,
         paths=Paths.from_root(args.root),
     )
-
-
-def _cmd_forecast(args: argparse.Namespace) -> Any:
-    from tsforecast.forecast import run_forecast
-
-    cfg, paths = _context(args)
-    return run_forecast(cfg.data, cfg.forecast, paths)
 
 
 def _cmd_promote(args: argparse.Namespace) -> Any:
@@ -144,16 +113,7 @@ def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
     return run_explain_gradients(paths, seq_len=args.seq_len, hidden_size=args.hidden_size, seed=args.seed)
 
 
-HELP = {
-    "ingest": "read data.path (builtin:taylor, CSV or Parquet) into data/raw/",
-    "validate": "check data/raw/ with a Great Expectations suite, fill short gaps -> data/validated/",
-    "window": "split chronologically, fit the scaler on train rows -> data/prepared/",
-    "train": "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
-    "evaluate": "score the model and naive baselines on the test windows -> metrics/, plots/",
-    "register": "log the run to MLflow, register a version, move the champion alias if it wins",
-    "backtest": "forecast from backtest.n_cutoffs test origins (no refit), score each -> metrics/backtest.json",
-    "forecast": "forecast the horizon after the validated data with intervals -> forecasts/, plots/future.png",
-}
+HELP = {spec.name: spec.help for spec in stages.STAGES}
 
 INPUT_HELP = (
     "CSV/Parquet history: the model's timestamp column, target and covariates (as in params.yaml "
@@ -178,14 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name in STAGES:
-        p = sub.add_parser(name, parents=[common], help=HELP[name], description=HELP[name])
-        p.set_defaults(func=_stage(name), title=name)
-    p = sub.add_parser("backtest", parents=[common], help=HELP["backtest"], description=HELP["backtest"])
-    p.set_defaults(func=_stage("backtest"), title="backtest")
-
-    p = sub.add_parser("forecast", parents=[common], help=HELP["forecast"], description=HELP["forecast"])
-    p.set_defaults(func=_cmd_forecast, title="forecast")
+    for spec in stages.STAGES:
+        p = sub.add_parser(spec.name, parents=[common], help=spec.help, description=spec.help)
+        p.set_defaults(func=_stage(spec.name), title=spec.name)
 
     p = sub.add_parser("params", parents=[common], help="print the resolved params (defaults filled in)")
     p.set_defaults(func=_cmd_params, title="params")
@@ -275,10 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = str(e).splitlines() or [type(e).__name__]
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        return 75 if isinstance(e, TransientError) else 1  # EX_TEMPFAIL: a retry may fix it
+        return EX_TEMPFAIL if isinstance(e, TransientError) else EX_USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EX_INTERRUPTED
     if result is not None:
         print(_summary(args.title, result))
     return 0

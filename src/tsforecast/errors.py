@@ -30,4 +30,7 @@ class RegistryError(TsForecastError):
 
 
 class TransientError(TsForecastError):
-    """A failure a retry may fix (the tracking server unreachable); the CLI exits 75 (EX_TEMPFAIL)."""
+    """A failure that a later try may get past: the registry or the network is unreachable.
+
+    The CLI exits 75 (EX_TEMPFAIL) for it, and the Prefect flows retry on that exit code.
+    """

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsforecast.config import Config
+from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig
 from tsforecast.errors import ConfigError, DataError
 from tsforecast.inference import WindowBatches, predict_scaled
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interval_metrics
@@ -270,14 +270,16 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
     _savefig(fig, path)
 
 
-def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
+def run_evaluate(
+    data: DataConfig, evaluate: EvaluateConfig, forecast: ForecastConfig, paths: Paths
+) -> EvaluateResult:
     """Score ``models/model.pt`` on the test windows; write metrics, plot data and PNGs."""
     prepared = load_prepared(paths.prepared)  # edge: read
     model, extra = load_model(paths.models / "model.pt")
-    scores = score(model, prepared, cfg.evaluate.seasonal_period)  # pure
+    scores = score(model, prepared, evaluate.seasonal_period)  # pure
     m = scores.metrics
-    levels = cfg.forecast.levels or DEFAULT_LEVELS
-    bands = interval_scores(model, extra, prepared, scores, cfg.evaluate.seasonal_period, levels)  # pure
+    levels = forecast.levels or DEFAULT_LEVELS
+    bands = interval_scores(model, extra, prepared, scores, evaluate.seasonal_period, levels)  # pure
     m["intervals"] = bands[MODEL_KEY]["intervals"]
     m["pinball_scaled"] = bands[MODEL_KEY]["pinball_scaled"]
     m["interval_method"] = Calibration.from_extra(extra).method
@@ -309,12 +311,12 @@ def run_evaluate(cfg: Config, paths: Paths) -> EvaluateResult:
             for k, t in enumerate(ts)
         ],
     )
-    if cfg.evaluate.plot_windows > 0:
+    if evaluate.plot_windows > 0:
         plot_forecasts(
             scores,
             prepared,
-            cfg.evaluate.plot_windows,
-            value_label(cfg.data.path, cfg.data.target),  # the y axis: "demand (MW)"
+            evaluate.plot_windows,
+            value_label(data.path, data.target),  # the y axis: "demand (MW)"
             paths.plots / "forecast.png",
         )
     plot_error_by_step(scores, paths.plots / "error_by_step.png")

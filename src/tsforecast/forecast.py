@@ -179,7 +179,7 @@ def log_to_run(run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: 
 
 def run_forecast(data: DataConfig, forecast: ForecastConfig, paths: Paths) -> ForecastResult:
     """Forecast the horizon after data/validated/ with the champion or the local model."""
-    from tsforecast.windowing import read_validated
+    from tsforecast.validate import read_validated
 
     history, _ = read_validated(paths.validated)  # edge: read
     reg_path = paths.reports / REGISTERED_FILE

@@ -13,12 +13,10 @@ import pandas as pd
 from tsforecast.config import BUILTIN_TAYLOR, DataConfig
 from tsforecast.errors import DataError
 from tsforecast.io import atomic_dir, recover_dir, write_json
-from tsforecast.paths import Paths
+from tsforecast.paths import RAW_FILE, RAW_META, Paths
 
 log = logging.getLogger(__name__)
 
-RAW_FILE = "data.parquet"
-META_FILE = "meta.json"
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 TAYLOR_START = "2000-06-05 00:00"  # Monday; documented start of Taylor (2003)
@@ -160,9 +158,9 @@ def read_source(cfg: DataConfig, root: Path) -> tuple[pd.DataFrame, str, str | N
     return df, str(cfg.path), _sha256(path)
 
 
-def run_ingest(cfg: DataConfig, paths: Paths) -> IngestResult:
+def run_ingest(data: DataConfig, paths: Paths) -> IngestResult:
     """Read the configured source and write ``data/raw/data.parquet`` plus ``meta.json``."""
-    df, source, digest = read_source(cfg, paths.root)  # edge: read
+    df, source, digest = read_source(data, paths.root)  # edge: read
     for col in df.columns:  # mixed-type object columns cannot go to Parquet as they are
         if df[col].dtype == object:
             df[col] = df[col].astype("string")
@@ -174,7 +172,7 @@ def run_ingest(cfg: DataConfig, paths: Paths) -> IngestResult:
     }
     with atomic_dir(paths.raw) as tmp:  # edge: atomic write
         df.to_parquet(tmp / RAW_FILE, index=False)
-        write_json(tmp / META_FILE, meta)
+        write_json(tmp / RAW_META, meta)
     log.info("ingested %d rows from %s", len(df), source)
     return IngestResult(n_rows=len(df), columns=list(df.columns), source=source)
 

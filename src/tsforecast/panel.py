@@ -31,7 +31,7 @@ from pandas.tseries.frequencies import to_offset
 from tsforecast.config import SplitConfig, WindowConfig
 from tsforecast.errors import DataError
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
-from tsforecast.windowing import least_rows, required_rows
+from tsforecast.splits import least_rows, required_rows
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,29 @@
-"""Where every stage reads and writes, relative to the repo root."""
+"""Where every stage reads and writes, relative to the repo root, and the file names inside.
+
+The file names are the one place both a stage that writes a file and the stages that read it
+look them up; each producer module owns the reader of its outputs (``ingest.read_raw``,
+``validate.read_validated``, ``windowing.load_prepared``).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+# data/raw/ (ingest)
+RAW_FILE = "data.parquet"
+RAW_META = "meta.json"
+# data/validated/ (validate), reports/ (validate)
+VALIDATED_FILE = "data.parquet"
+VALIDATED_META = "meta.json"
+VALIDATION_REPORT = "validation.json"
+DATA_DOCS_DIR = "data_docs"
+# data/prepared/ (window)
+SERIES_FILE = "series.npy"
+PREPARED_META = "meta.json"
+SCALER_FILE = "scaler.json"
+TIMESTAMPS_FILE = "timestamps.parquet"
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -62,7 +62,7 @@ def run_predict(
     """Load ``model_uri``, forecast the horizon after the history (``input_path`` or
     ``data/validated/``), write it to ``output_path``."""
     from tsforecast.intervals import check_levels
-    from tsforecast.windowing import read_validated
+    from tsforecast.validate import read_validated
 
     uri = tracking_uri or default_tracking_uri()
     model, extra = load_forecaster(model_uri, uri)

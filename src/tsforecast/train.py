@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from tsforecast.checkpoint import Stateful, TrainState, load_checkpoint, save_checkpoint
-from tsforecast.config import Config, TrainConfig
+from tsforecast.config import Config, ModelConfig, TrainConfig, WindowConfig
 from tsforecast.errors import TrainingError
 from tsforecast.forecasting import calibrate_model
 from tsforecast.inference import WindowBatches, predict_scaled, select_device
@@ -332,8 +332,12 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     plt.close(fig)
 
 
-def run_train(cfg: Config, paths: Paths) -> TrainResult:
+def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, paths: Paths) -> TrainResult:
     """Train on ``data/prepared/``; write ``models/``, ``metrics/train.json`` and loss plots."""
+    # fit() and build_model() read only these three sections of a Config
+    cfg = Config.model_construct(window=window, model=model, train=train)
+    sections = {"window": window, "model": model, "train": train}
+    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     fast_cpu_math()
     prepared = load_prepared(paths.prepared)  # edge: read
     expected = (cfg.window.input_size, cfg.window.horizon)
@@ -346,18 +350,18 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
     ckpt = paths.checkpoints / CHECKPOINT
     fingerprint = _fingerprint(cfg, paths.prepared)
     progress = os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
-    model, info = fit(cfg, prepared, device, ckpt, fingerprint, progress=progress)  # compute
+    net, info = fit(cfg, prepared, device, ckpt, fingerprint, progress=progress)  # compute
 
     extra = {
-        "config": cfg.model_dump(mode="json"),
+        "config": resolved,
         "columns": prepared.columns,
         "scaler": prepared.scaler.to_dict(),
         "freq": prepared.freq,
-        "timestamp_column": cfg.data.timestamp_column,
+        "timestamp_column": prepared.timestamps.name,
         "best_epoch": info["best_epoch"],
         "best_val_loss": info["best_val_loss"],
         # prediction intervals: split-conformal quantiles of the val residuals (forecasting.py)
-        INTERVALS_KEY: calibrate_model(model, prepared).to_dict(),
+        INTERVALS_KEY: calibrate_model(net, prepared).to_dict(),
     }
     metrics = {
         "epochs": info["epochs"],
@@ -373,9 +377,9 @@ def run_train(cfg: Config, paths: Paths) -> TrainResult:
         "resumed_from_epoch": info["resumed_from_epoch"],
     }
     with atomic_dir(paths.models) as tmp:  # edge: atomic writes
-        save_model(model, tmp / "model.pt", extra)
+        save_model(net, tmp / "model.pt", extra)
         write_json(tmp / "scaler.json", prepared.scaler.to_dict())
-        write_json(tmp / "config.json", cfg.model_dump(mode="json"))
+        write_json(tmp / "config.json", resolved)
         write_json(
             tmp / "meta.json",
             {k: v for k, v in extra.items() if k not in ("config", "scaler", INTERVALS_KEY)},

@@ -15,30 +15,16 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tsforecast.config import Config, SplitConfig, WindowConfig
+from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
-from tsforecast.paths import Paths
+from tsforecast.paths import PREPARED_META, SCALER_FILE, SERIES_FILE, TIMESTAMPS_FILE, Paths
+from tsforecast.splits import SplitBounds, split_rows
+from tsforecast.validate import read_validated
 
 log = logging.getLogger(__name__)
 
-SERIES_FILE = "series.npy"
-META_FILE = "meta.json"
-SCALER_FILE = "scaler.json"
 PARTS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class SplitBounds:
-    """Row ranges ``[start, end)`` of each split, and whether val/test inputs look back."""
-
-    train: tuple[int, int]
-    val: tuple[int, int]
-    test: tuple[int, int]
-    look_back: bool
-
-    def rows(self, part: str) -> tuple[int, int]:
-        return getattr(self, part)
 
 
 @dataclass(frozen=True)
@@ -75,76 +61,6 @@ class StandardScaler:
     @classmethod
     def from_dict(cls, d: dict[str, list[float]]) -> StandardScaler:
         return cls(tuple(d["mean"]), tuple(d["std"]))
-
-
-def split_sizes(n_rows: int, split: SplitConfig) -> tuple[int, int, int]:
-    """Rows in train, val and test: counts as given, fractions rounded down."""
-    if split.uses_counts:
-        return int(split.train), int(split.val), int(split.test)
-    return int(n_rows * split.train), int(n_rows * split.val), int(n_rows * split.test)
-
-
-def required_rows(split: SplitConfig, window: WindowConfig, n_rows: int | None = None) -> str:
-    """A human sentence of what the split and window need, for error messages."""
-    L, H = window.input_size, window.horizon
-    per_eval = H if split.inputs_look_back else L + H
-    return f"train needs >= input_size+horizon = {L + H} rows and val and test >= {per_eval} rows each" + (
-        "" if split.inputs_look_back else " (their inputs do not look back; split.lookback)"
-    )
-
-
-def least_rows(split: SplitConfig, need_train: int, need_eval: int) -> int:
-    """The fewest rows whose fraction split, rounded down as ``split_sizes`` does, fits the windows."""
-
-    def fits(n: int) -> bool:
-        return all(
-            s >= k for s, k in zip(split_sizes(n, split), (need_train, need_eval, need_eval), strict=True)
-        )
-
-    n = int(np.ceil(max(need_train / split.train, need_eval / split.val, need_eval / split.test)))
-    while n > 1 and fits(n - 1):
-        n -= 1
-    while not fits(n):
-        n += 1
-    return n
-
-
-def split_rows(n_rows: int, split: SplitConfig, window: WindowConfig) -> SplitBounds:
-    """Chronological row ranges; fails naming the sizes when a split is too small."""
-    n_train, n_val, n_test = split_sizes(n_rows, split)
-    total = n_train + n_val + n_test
-    if total > n_rows:
-        raise DataError(
-            f"split asks for train={n_train} + val={n_val} + test={n_test} = {total} rows "
-            f"but the series has {n_rows}; lower split.* or bring more data"
-        )
-    L, H = window.input_size, window.horizon
-    look_back = split.inputs_look_back
-    need_eval = H if look_back else L + H
-    problems = []
-    if n_train < L + H:
-        problems.append(f"train has {n_train} rows")
-    if n_val < need_eval:
-        problems.append(f"val has {n_val} rows")
-    if n_test < need_eval:
-        problems.append(f"test has {n_test} rows")
-    if problems:
-        if split.uses_counts:
-            total_need = (L + H) + 2 * need_eval
-            hint = f"raise the row counts (at least {total_need} rows in all)"
-        else:
-            total_need = least_rows(split, L + H, need_eval)
-            hint = f"with these fractions the series needs at least {total_need} rows, it has {n_rows}"
-        raise DataError(
-            f"not enough rows for the split and the window: {', '.join(problems)}; "
-            f"{required_rows(split, window)} (window.input_size={L}, window.horizon={H}); {hint}"
-        )
-    return SplitBounds(
-        train=(0, n_train),
-        val=(n_train, n_train + n_val),
-        test=(n_train + n_val, total),
-        look_back=look_back,
-    )
 
 
 def window_starts(bounds: SplitBounds, part: str, L: int, H: int, stride: int = 1) -> np.ndarray:
@@ -212,34 +128,23 @@ class Prepared:
         return starts, X, Y
 
 
-def read_validated(validated_dir: Path) -> tuple[pd.DataFrame, dict]:
-    """The frame and meta that ``validate`` wrote."""
-    from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
-
-    recover_dir(validated_dir, clean=False)  # a swap killed between its two renames
-    path = validated_dir / VALIDATED_FILE
-    if not path.is_file():
-        raise DataError(f"{path} not found; run `tsforecast validate` (or `dvc repro validate`) first")
-    return pd.read_parquet(path), read_json(validated_dir / VALIDATED_META)
-
-
-def run_window(cfg: Config, paths: Paths) -> WindowResult:
+def run_window(data: DataConfig, split: SplitConfig, window: WindowConfig, paths: Paths) -> WindowResult:
     """Split chronologically, fit the scaler on train rows, save the scaled series."""
     frame, meta = read_validated(paths.validated)  # edge: read
-    columns = [cfg.data.target, *cfg.data.covariates]
-    missing = [c for c in [cfg.data.timestamp_column, *columns] if c not in frame.columns]
+    columns = [data.target, *data.covariates]
+    missing = [c for c in [data.timestamp_column, *columns] if c not in frame.columns]
     if missing:
         raise DataError(
             f"{paths.validated}: column(s) {missing} not found; columns are {list(frame.columns)}. "
             "data.* changed since validate ran: run `dvc repro`"
         )
     values = frame[columns].to_numpy(dtype="float64")  # (rows, C)
-    bounds = split_rows(len(values), cfg.split, cfg.window)  # pure
+    bounds = split_rows(len(values), split, window)  # pure
     scaler = StandardScaler.fit(values[slice(*bounds.train)], columns)  # pure: train rows only
     scaled = scaler.transform(values).astype("float32")
-    L, H, S = cfg.window.input_size, cfg.window.horizon, cfg.window.stride
+    L, H, S = window.input_size, window.horizon, window.stride
     counts = {p: len(window_starts(bounds, p, L, H, S)) for p in PARTS}
-    ts = frame[cfg.data.timestamp_column]
+    ts = frame[data.timestamp_column]
     out_meta = {
         "columns": columns,
         "n_rows": len(values),
@@ -257,8 +162,8 @@ def run_window(cfg: Config, paths: Paths) -> WindowResult:
     with atomic_dir(paths.prepared) as tmp:  # edge: atomic write
         np.save(tmp / SERIES_FILE, scaled)
         write_json(tmp / SCALER_FILE, scaler.to_dict())
-        write_json(tmp / META_FILE, out_meta)
-        frame[[cfg.data.timestamp_column]].to_parquet(tmp / "timestamps.parquet", index=False)
+        write_json(tmp / PREPARED_META, out_meta)
+        frame[[data.timestamp_column]].to_parquet(tmp / TIMESTAMPS_FILE, index=False)
     log.info("windows: train %d, val %d, test %d", counts["train"], counts["val"], counts["test"])
     return WindowResult(
         n_rows=len(values),
@@ -277,8 +182,8 @@ def load_prepared(prepared_dir: Path, mmap: bool = False) -> Prepared:
     path = prepared_dir / SERIES_FILE
     if not path.is_file():
         raise DataError(f"{path} not found; run `tsforecast window` (or `dvc repro window`) first")
-    meta = read_json(prepared_dir / META_FILE)
-    ts = pd.read_parquet(prepared_dir / "timestamps.parquet").iloc[:, 0]
+    meta = read_json(prepared_dir / PREPARED_META)
+    ts = pd.read_parquet(prepared_dir / TIMESTAMPS_FILE).iloc[:, 0]
     b = meta["bounds"]
     return Prepared(
         series=np.load(path, mmap_mode="r" if mmap else None),

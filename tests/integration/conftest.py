@@ -1,4 +1,9 @@
-"""A temp copy of this repo (its git-tracked files) with a small series and tiny params."""
+"""A temp copy of this repo (its git-tracked files) with a small series and tiny params.
+
+``built_repo`` builds it and runs ``dvc repro`` once per test session; tests read it and
+never change it. A test that changes files takes ``repo_copy``, its own copy of the built
+repo (git, DVC cache and outputs included), and ``dvc`` runs there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,14 +96,37 @@ def make_repo(dest: Path, params: dict | None = None) -> Path:
     return dest
 
 
-@pytest.fixture
-def tiny_repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
+@dataclass(frozen=True)
+class BuiltRepo:
+    """The tiny-params repo after one ``dvc repro``; read it, never change it."""
+
+    root: Path
+    repro_stdout: str  # what that first `dvc repro` printed
+
+
+def dvc_at(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "dvc"), *args], root, check=check)
+
+
+@pytest.fixture(scope="session")
+def built_repo(tmp_path_factory: pytest.TempPathFactory) -> BuiltRepo:
+    root = make_repo(tmp_path_factory.mktemp("built") / "repo")
+    return BuiltRepo(root, dvc_at(root, "repro").stdout)
 
 
 @pytest.fixture
-def dvc(tiny_repo: Path) -> Callable[..., subprocess.CompletedProcess]:
+def repo_copy(built_repo: BuiltRepo, tmp_path: Path) -> Path:
+    """A copy of the built repo that the test may change."""
+    dest = tmp_path / "repo"
+    shutil.copytree(built_repo.root, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture
+def dvc(repo_copy: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``dvc <args>`` in ``repo_copy``."""
+
     def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run([str(BIN / "dvc"), *args], tiny_repo, check=check)
+        return dvc_at(repo_copy, *args, check=check)
 
     return _dvc

@@ -3,12 +3,11 @@
 Most tests drive a *stand-in* pipeline: the real dvc.yaml's shape (six stages, the same
 outputs and hand-offs) with each stage a few lines of Python, so they test the orchestration
 (order, retries, DVC status, the report, the GPU-pool hand-off) in seconds and without torch.
-One test runs the real stages of dvc.yaml on a small series, as far as they are implemented.
+One test runs the real stages of dvc.yaml, on a copy of the session's built repo.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -31,8 +30,10 @@ from prefect.states import Crashed, Scheduled
 from prefect.testing.utilities import prefect_test_harness
 
 import pipelines.flows as flows
-from pipelines.dvc_runner import PIPELINE_ORDER, stage_plan
+from pipelines.dvc_runner import stage_plan
 from pipelines.flows import HANDOFF_KEY, REPORT_KEY, TRAIN_GPU_DEPLOYMENT, forecast_pipeline, train_gpu
+from tests.integration.conftest import BuiltRepo
+from tsforecast.stages import NAMES as PIPELINE_ORDER
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_BIN = str(Path(sys.executable).parent)
@@ -66,8 +67,10 @@ STAND_IN_STAGE = textwrap.dedent(
     """Stand-in for `tsforecast <stage>`: reads its inputs, writes its outputs, fails on request.
 
     STANDIN_FAIL_<STAGE>=<kind>[:<n>] fails the first n runs (default: all): `user` prints an
-    `error:` line and exits 1 (a data error), `unreachable` says MLflow could not be reached,
-    `kill` dies by SIGKILL. Runs are counted in .standin/<stage>.runs of this checkout.
+    `error:` line and exits 1 (a data error), `unreachable` says MLflow could not be reached
+    and exits 75 (EX_TEMPFAIL, as the CLI does for a TransientError), `says-unreachable` prints
+    the same line but exits 1, `usage` exits 2, `kill` dies by SIGKILL.
+    Runs are counted in .standin/<stage>.runs of this checkout.
     """
     import json, os, signal, sys
     from pathlib import Path
@@ -83,10 +86,13 @@ STAND_IN_STAGE = textwrap.dedent(
             print("error: data/raw/data.parquet: timestamp 2024-01-01 00:30:00 appears twice "
                   "(rows 1 and 2); timestamps must be unique", file=sys.stderr)
             sys.exit(1)
-        if kind == "unreachable":
+        if kind in ("unreachable", "says-unreachable"):
             print("error: MLflow at http://127.0.0.1:9 is unreachable: 5 attempt(s) over 30 s "
                   "failed (Connection refused); the model was not registered", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(75 if kind == "unreachable" else 1)
+        if kind == "usage":
+            print("usage: stage.py STAGE", file=sys.stderr)
+            sys.exit(2)
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -359,6 +365,20 @@ def test_transient_fault_that_persists_fails_after_the_retries(
     assert "MLflow at http://127.0.0.1:9 is unreachable" in state.message
 
 
+@pytest.mark.parametrize("kind", ["says-unreachable", "usage"])
+def test_retries_follow_the_exit_code_not_the_error_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    repo = stand_in_repo(tmp_path / "repo")
+    monkeypatch.setenv("STANDIN_FAIL_REGISTER", kind)
+
+    state = forecast_pipeline(repo_dir=str(repo), **FAST, return_state=True)
+
+    assert state.is_failed()
+    assert runs(repo, "register") == 1, "only exit code 75 or a killed stage is retried"
+    assert "not retried" in state.message
+
+
 # --------------------------------------------------------------------------- the report artifact
 
 
@@ -474,7 +494,8 @@ def test_gpu_worker_reports_its_device_in_an_artifact(gpu_setup) -> None:
     handoff = Artifact.get(HANDOFF_KEY)
     assert handoff is not None
     record = json.loads(handoff.data) if isinstance(handoff.data, str) else handoff.data
-    assert record["device"] == "cuda:0" and record["lock"]["cmd"] == "python stage.py train"
+    assert record["device"] == "cuda:0"
+    assert yaml.safe_load(record["dvc.lock"])["stages"]["train"]["cmd"] == "python stage.py train"
     md = report_markdown(state.state_details.flow_run_id)
     assert "on work pool `gpu`" in md and "device: `cuda:0`" in md
 
@@ -535,15 +556,7 @@ def test_worker_on_other_code_is_refused_and_dvc_lock_is_rolled_back(
 
 # --------------------------------------------------------------------------- the real stages
 
-STAGE_FUNCTIONS = {
-    "ingest": ("tsforecast.ingest", "run_ingest"),
-    "validate": ("tsforecast.validate", "run_validate"),
-    "window": ("tsforecast.windowing", "run_window"),
-    "train": ("tsforecast.train", "run_train"),
-    "evaluate": ("tsforecast.evaluate", "run_evaluate"),
-    "register": ("tsforecast.registry", "run_register"),
-}
-
+# A copy of this working tree with a small half-hourly series: the e2e tests' pipeline checkout.
 SMALL_PARAMS = {
     "data.path": "data/external/small.csv",
     "window.input_size": 48,
@@ -556,16 +569,6 @@ SMALL_PARAMS = {
     "evaluate.seasonal_period": 48,
     "evaluate.plot_windows": 1,
 }
-
-
-def _implemented(stage: str) -> bool:
-    module, function = STAGE_FUNCTIONS.get(stage, (None, None))
-    if module is None:
-        return True
-    try:
-        return hasattr(importlib.import_module(module), function)
-    except ImportError:
-        return False
 
 
 def small_series_csv() -> str:
@@ -597,29 +600,25 @@ def copy_working_tree(dest: Path) -> Path:
     return make_repo(dest, dvc_yaml=(REPO / "dvc.yaml").read_text(), params=SMALL_PARAMS, files=files)
 
 
-def test_real_stages_run_on_a_small_series_and_leave_dvc_clean(tmp_path: Path) -> None:
-    """The stages of the repo's dvc.yaml, in order, as far as they are implemented."""
-    repo = copy_working_tree(tmp_path / "repo")
-    plan = stage_plan(repo)
-    ready = []
-    for stage in plan:
-        if not _implemented(stage):
-            break
-        ready.append(stage)
-    if not ready:
-        pytest.skip(f"no stage of {plan} is implemented yet")
+def test_real_stages_rerun_what_changed_and_leave_dvc_clean(built_repo: BuiltRepo, tmp_path: Path) -> None:
+    """The repo's own dvc.yaml and stages: a new train.epochs re-runs train, evaluate, register."""
+    repo = tmp_path / "repo"
+    shutil.copytree(built_repo.root, repo, symlinks=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = (repo / "metrics/train.json").read_text()
 
-    state = forecast_pipeline(repo_dir=str(repo), stages=ready, **FAST, return_state=True)
+    state = forecast_pipeline(repo_dir=str(repo), **FAST, return_state=True)
 
     assert state.is_completed(), state.message
-    for stage in ready:
-        assert json.loads(_dvc(repo, "status", "--json", stage) or "{}") == {}, stage
+    assert json.loads((repo / "metrics/train.json").read_text())["epochs"] == 1, before
+    logs = flow_logs(state.state_details.flow_run_id)
+    for stage in ("train", "evaluate", "register"):
+        assert f"Running stage '{stage}'" in logs, stage
+    for stage in ("ingest", "validate", "window"):
+        assert f"Running stage '{stage}'" not in logs, stage
     md = report_markdown(state.state_details.flow_run_id)
-    if "evaluate" in ready:
-        assert "| LSTM |" in md and "| seasonal naive |" in md
-    if "register" in ready:
-        assert "version **" in md
-    missing = [s for s in plan if s not in ready] + [s for s in PIPELINE_ORDER if s not in plan]
-    if missing:
-        pytest.xfail(f"ran {ready}; not yet in dvc.yaml or not implemented: {missing}")
+    assert "| LSTM |" in md and "| seasonal naive |" in md
+    assert "version **" in md
     assert_dvc_clean(repo)

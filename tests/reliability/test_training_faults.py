@@ -277,7 +277,7 @@ def test_nan_loss_in_a_later_epoch_names_that_epoch_and_writes_nothing(
     torch.set_num_threads(1)  # two shared cores: one thread is far faster (see conftest)
     try:
         with pytest.raises(TrainingError) as err:
-            run_train(cfg, Paths.from_root(repo.root))
+            run_train(cfg.window, cfg.model, cfg.train, Paths.from_root(repo.root))
     finally:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # run_train turned it on for this process

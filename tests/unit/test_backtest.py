@@ -29,8 +29,7 @@ from tsforecast.errors import ConfigError, DataError
 from tsforecast.evaluate import BASELINES, MODEL_KEY, score
 from tsforecast.io import write_json
 from tsforecast.model import LSTMForecaster, save_model
-from tsforecast.paths import Paths
-from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
+from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
 from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, run_window
 
 # the metrics/backtest.json contract (/work/shared/DESIGN.md, "Outputs (contract)")
@@ -246,7 +245,7 @@ def test_run_backtest_writes_the_contract_the_rows_and_the_plots(tmp_path):
     )
     frame.to_parquet(paths.validated / VALIDATED_FILE, index=False)
     write_json(paths.validated / VALIDATED_META, {"freq": "30min"})
-    run_window(cfg, paths)
+    run_window(cfg.data, cfg.split, cfg.window, paths)
     save_model(_model("seasonal_naive"), paths.models / "model.pt")
 
     result = run_backtest(cfg.evaluate, cfg.backtest, paths)

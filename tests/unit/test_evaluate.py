@@ -33,8 +33,7 @@ from tsforecast.evaluate import (
 )
 from tsforecast.io import write_json
 from tsforecast.model import LSTMForecaster, save_model
-from tsforecast.paths import Paths
-from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
+from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
 from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, run_window
 
 # the metrics/evaluate.json contract (/work/shared/DESIGN.md, "Outputs (contract)")
@@ -395,10 +394,10 @@ def test_run_evaluate_writes_the_contract_and_the_plots(tmp_path):
     )
     frame.to_parquet(paths.validated / VALIDATED_FILE, index=False)
     write_json(paths.validated / VALIDATED_META, {"freq": "30min"})
-    run_window(cfg, paths)
+    run_window(cfg.data, cfg.split, cfg.window, paths)
     save_model(_model("repeat_last"), paths.models / "model.pt")  # exact: no float noise in the ties
 
-    result = run_evaluate(cfg, paths)
+    result = run_evaluate(cfg.data, cfg.evaluate, cfg.forecast, paths)
 
     m = json.loads((paths.metrics / "evaluate.json").read_text())
     assert set(m) == TOP_KEYS | {"intervals", "pinball_scaled", "interval_method"}

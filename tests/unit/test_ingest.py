@@ -9,9 +9,9 @@ import pytest
 
 from tsforecast.config import DataConfig
 from tsforecast.errors import DataError
-from tsforecast.ingest import META_FILE, RAW_FILE, run_ingest
+from tsforecast.ingest import run_ingest
 from tsforecast.io import read_json
-from tsforecast.paths import Paths
+from tsforecast.paths import RAW_FILE, RAW_META, Paths
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_builtin_taylor_is_4032_half_hours_from_5_june_2000(paths):
     assert df["timestamp"].iloc[0] == pd.Timestamp("2000-06-05 00:00")
     assert (df["timestamp"].diff().iloc[1:] == pd.Timedelta("30min")).all()
     assert df["demand"].dtype == "float64"
-    meta = read_json(paths.raw / META_FILE)
+    meta = read_json(paths.raw / RAW_META)
     assert (meta["source"], meta["n_rows"]) == ("builtin:taylor", 4032)
 
 
@@ -57,7 +57,7 @@ def test_csv_with_iso_timestamps_is_parsed(paths):
     assert pd.api.types.is_datetime64_dtype(df["timestamp"])
     assert list(df["timestamp"]) == [pd.Timestamp("2000-01-01 00:00"), pd.Timestamp("2000-01-01 01:00")]
     assert list(df["y"]) == [1.5, 2.5]
-    assert read_json(paths.raw / META_FILE)["source"] == "s.csv"
+    assert read_json(paths.raw / RAW_META)["source"] == "s.csv"
 
 
 def test_tz_aware_timestamps_keep_their_zone(paths):

@@ -708,7 +708,7 @@ def test_run_train_writes_the_model_metrics_and_plots_and_drops_the_checkpoint(t
     prepared = _prepared(cfg)
     paths = _write_prepared(tmp_path, prepared)
 
-    result = run_train(cfg, paths)
+    result = run_train(cfg.window, cfg.model, cfg.train, paths)
 
     assert result.device == "cpu" and result.epochs == 2 and result.resumed_from_epoch == 0
     model, extra = load_model(paths.models / "model.pt")
@@ -729,7 +729,7 @@ def test_run_train_refuses_prepared_data_of_another_window(tmp_path, monkeypatch
     cfg = _cfg(window__input_size=48)
     message = f"data/prepared/ was built for (input_size, horizon)={(L, H)} but params say {(48, H)}"
     with pytest.raises(TrainingError, match=re.escape(message)):
-        run_train(cfg, paths)
+        run_train(cfg.window, cfg.model, cfg.train, paths)
 
 
 # ---------------------------------------------------------------- a real GPU, where there is one

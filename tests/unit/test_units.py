@@ -12,9 +12,8 @@ from tsforecast.config import BUILTIN_TAYLOR, config_from_dict
 from tsforecast.evaluate import run_evaluate
 from tsforecast.io import write_json
 from tsforecast.model import save_model
-from tsforecast.paths import Paths
+from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
 from tsforecast.units import value_label
-from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
 from tsforecast.windowing import run_window
 
 
@@ -49,7 +48,7 @@ def test_the_forecast_plots_value_axis_carries_the_unit(tmp_path, monkeypatch, p
     )
     frame.to_parquet(paths.validated / VALIDATED_FILE, index=False)
     write_json(paths.validated / VALIDATED_META, {"freq": "30min"})
-    run_window(cfg, paths)
+    run_window(cfg.data, cfg.split, cfg.window, paths)
     save_model(_model("repeat_last"), paths.models / "model.pt")
     labels: list[str] = []
     original = matplotlib.axes.Axes.set_ylabel
@@ -60,7 +59,7 @@ def test_the_forecast_plots_value_axis_carries_the_unit(tmp_path, monkeypatch, p
 
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", record)
 
-    run_evaluate(cfg, paths)
+    run_evaluate(cfg.data, cfg.evaluate, cfg.forecast, paths)
 
     assert label in labels
     assert "MSE (train-fit standard scale, unitless)" in labels

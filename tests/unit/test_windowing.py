@@ -18,12 +18,12 @@ from tsforecast.config import Config, SplitConfig, WindowConfig, config_from_dic
 from tsforecast.errors import DataError
 from tsforecast.inference import WindowBatches
 from tsforecast.io import write_json
-from tsforecast.paths import Paths
-from tsforecast.validate import VALIDATED_FILE, VALIDATED_META
+from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
 from tsforecast.windowing import (
     Prepared,
     SplitBounds,
     StandardScaler,
+    WindowResult,
     load_prepared,
     run_window,
     sliding_windows,
@@ -167,6 +167,10 @@ def _frame(n: int = N_ROWS) -> pd.DataFrame:
     )
 
 
+def _run_window(cfg: Config, paths: Paths) -> WindowResult:
+    return run_window(cfg.data, cfg.split, cfg.window, paths)
+
+
 def _validated_repo(tmp_path, frame: pd.DataFrame) -> Paths:
     """A checkout under tmp_path with data/validated as the validate stage writes it."""
     paths = Paths.from_root(tmp_path)
@@ -179,7 +183,7 @@ def _validated_repo(tmp_path, frame: pd.DataFrame) -> Paths:
 def test_run_window_then_load_prepared_round_trips(tmp_path):
     frame, cfg = _frame(), _cfg()
     paths = _validated_repo(tmp_path, frame)
-    result = run_window(cfg, paths)
+    result = _run_window(cfg, paths)
     prepared = load_prepared(paths.prepared)
 
     assert isinstance(prepared, Prepared)
@@ -216,7 +220,7 @@ def test_run_window_then_load_prepared_round_trips(tmp_path):
 def test_run_window_fits_the_scaler_on_the_train_rows_only(tmp_path):
     frame, cfg = _frame(), _cfg()
     paths = _validated_repo(tmp_path, frame)
-    run_window(cfg, paths)
+    _run_window(cfg, paths)
     scaler = load_prepared(paths.prepared).scaler
     train = frame[["y", "temp"]].to_numpy()[:72]
     assert scaler.mean == pytest.approx(tuple(train.mean(axis=0)))
@@ -227,7 +231,7 @@ def test_run_window_fits_the_scaler_on_the_train_rows_only(tmp_path):
 
 def test_load_prepared_can_memory_map_the_series(tmp_path):
     paths = _validated_repo(tmp_path, _frame())
-    run_window(_cfg(), paths)
+    _run_window(_cfg(), paths)
     mapped = load_prepared(paths.prepared, mmap=True)
     assert isinstance(mapped.series, np.memmap)
     assert not mapped.series.flags.writeable
@@ -236,9 +240,9 @@ def test_load_prepared_can_memory_map_the_series(tmp_path):
 
 def test_run_window_replaces_an_older_prepared_dir_whole(tmp_path):
     paths = _validated_repo(tmp_path, _frame())
-    run_window(_cfg(), paths)
+    _run_window(_cfg(), paths)
     (paths.prepared / "stale.txt").write_text("from an older run")
-    run_window(_cfg(horizon=6), paths)
+    _run_window(_cfg(horizon=6), paths)
     assert not (paths.prepared / "stale.txt").exists()
     assert load_prepared(paths.prepared).horizon == 6
 
@@ -248,7 +252,7 @@ def test_run_window_with_a_constant_train_target_is_an_error(tmp_path):
     frame.loc[:71, "y"] = 5.0  # constant over the 72 train rows, varying afterwards
     paths = _validated_repo(tmp_path, frame)
     with pytest.raises(DataError, match=r"column\(s\) \['y'\] are constant over the train rows"):
-        run_window(_cfg(), paths)
+        _run_window(_cfg(), paths)
     assert not paths.prepared.exists()
 
 
@@ -257,12 +261,12 @@ def test_run_window_missing_column_names_it_and_the_columns_present(tmp_path):
     with pytest.raises(
         DataError, match=r"column\(s\) \['temp'\] not found; columns are \['timestamp', 'y', 'unused'\]"
     ):
-        run_window(_cfg(), paths)
+        _run_window(_cfg(), paths)
 
 
 def test_run_window_without_validated_data_says_what_to_run(tmp_path):
     with pytest.raises(DataError, match=r"not found; run `tsforecast validate`"):
-        run_window(_cfg(), Paths.from_root(tmp_path))
+        _run_window(_cfg(), Paths.from_root(tmp_path))
 
 
 def test_load_prepared_without_the_window_stage_says_what_to_run(tmp_path):
@@ -273,4 +277,4 @@ def test_load_prepared_without_the_window_stage_says_what_to_run(tmp_path):
 def test_run_window_too_few_rows_is_an_error_naming_the_sizes(tmp_path):
     paths = _validated_repo(tmp_path, _frame(40))
     with pytest.raises(DataError, match=r"not enough rows for the split and the window: .*val has 8 rows"):
-        run_window(_cfg(), paths)
+        _run_window(_cfg(), paths)

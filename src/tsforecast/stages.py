@@ -1,0 +1,117 @@
+"""The pipeline's stages, in order: the one table the CLI, the Prefect flows and the tests read.
+
+Each stage is a function ``run_<stage>(<section>: <SectionConfig>, ..., paths: Paths)``
+whose parameter names are the params.yaml sections it reads; dvc.yaml's ``params:`` for the
+stage lists exactly those sections (or keys inside them). The function is imported only
+when a stage runs, so ``tsforecast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tsforecast.config import Config
+    from tsforecast.paths import Paths
+
+#: Parameters of a stage function that are not config sections.
+PATHS_PARAM = "paths"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One pipeline stage: its name (CLI subcommand and dvc.yaml stage), help line and function."""
+
+    name: str
+    help: str
+    target: str  # "module:function", imported lazily
+
+    def function(self) -> Callable[..., Any]:
+        """The stage function (imports its module)."""
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def sections(self) -> tuple[str, ...]:
+        """The params.yaml sections the function reads: its parameter names, less ``paths``."""
+        names = inspect.signature(self.function()).parameters
+        return tuple(n for n in names if n != PATHS_PARAM)
+
+    def run(self, cfg: Config, paths: Paths) -> Any:
+        """Call the function with the sections of ``cfg`` its signature names, and ``paths``."""
+        kwargs: dict[str, Any] = {}
+        for name in self.sections():
+            if name in type(cfg).model_fields:
+                kwargs[name] = getattr(cfg, name)
+            else:
+                raise TypeError(
+                    f"{self.target}: parameter '{name}' is not a params.yaml section; "
+                    f"sections are {list(type(cfg).model_fields)}"
+                )
+        return self.function()(**kwargs, paths=paths)
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        "ingest",
+        "read data.path (builtin:taylor, CSV or Parquet) into data/raw/",
+        "tsforecast.ingest:run_ingest",
+    ),
+    StageSpec(
+        "validate",
+        "check data/raw/ with a Great Expectations suite, fill short gaps -> data/validated/",
+        "tsforecast.validate:run_validate",
+    ),
+    StageSpec(
+        "window",
+        "split chronologically, fit the scaler on train rows -> data/prepared/",
+        "tsforecast.windowing:run_window",
+    ),
+    StageSpec(
+        "train",
+        "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
+        "tsforecast.train:run_train",
+    ),
+    StageSpec(
+        "evaluate",
+        "score the model and naive baselines on the test windows -> metrics/, plots/",
+        "tsforecast.evaluate:run_evaluate",
+    ),
+    StageSpec(
+        "backtest",
+        "forecast from backtest.n_cutoffs test origins (no refit), score each -> metrics/backtest.json",
+        "tsforecast.backtest:run_backtest",
+    ),
+    StageSpec(
+        "register",
+        "log the run to MLflow, register a version, move the champion alias if it wins",
+        "tsforecast.registry:run_register",
+    ),
+    StageSpec(
+        "forecast",
+        "forecast the horizon after the validated data with intervals -> forecasts/, plots/future.png",
+        "tsforecast.forecast:run_forecast",
+    ),
+)
+
+#: Stage names in pipeline order.
+NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def get(name: str) -> StageSpec:
+    """The stage called ``name``; an unknown name is an error that lists the stages."""
+    for spec in STAGES:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no stage '{name}'; stages are {list(NAMES)}")
+
+
+def run_stage(name: str, cfg: Config, paths: Paths) -> Any:
+    """Run one stage in-process, as its CLI subcommand does."""
+    return get(name).run(cfg, paths)
+
+
+__all__ = ["NAMES", "STAGES", "StageSpec", "get", "run_stage"]
