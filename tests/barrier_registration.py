@@ -41,4 +41,4 @@ def register_at_barrier(root: str, uri: str, barrier: Any, where: str) -> None:
 
     setattr(registry, where, at_barrier)
     cfg = load_config(Path(root) / "params.yaml")
-    registry.run_register(cfg.data, cfg.window, cfg.register, Paths.from_root(root))
+    registry.run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, cfg.register, Paths.from_root(root))

@@ -21,14 +21,15 @@ change of task identity unless forced, and records who and why on the version.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from tsforecast.config import DataConfig, RegisterConfig, WindowConfig
+from tsforecast.config import DataConfig, EvaluateConfig, RegisterConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, RegistryError
 from tsforecast.gate import Contender, Decision, Incumbent, alias_version, apply_alias, decide
 from tsforecast.io import read_json, write_json
@@ -56,6 +57,7 @@ from tsforecast.registry_types import (
     RESCORED_TAG,
     Candidate,
 )
+from tsforecast.runlog import log_run
 from tsforecast.scoring import rescore_mismatch, score_on
 from tsforecast.tracking import (
     download_model,
@@ -63,7 +65,6 @@ from tsforecast.tracking import (
     find_logged_run,
     find_version,
     local_store,
-    log_run,
     mlflow_context,
     store_lock,
     tracking_uri,
@@ -264,15 +265,22 @@ def _log_and_register(
 
 
 def _register_once(
-    data: DataConfig, rc: RegisterConfig, paths: Paths, cand: Candidate, identity: TaskIdentity, locked: bool
+    data: DataConfig,
+    rc: RegisterConfig,
+    paths: Paths,
+    cand: Candidate,
+    identity: TaskIdentity,
+    locked: bool,
+    logged: dict[str, dict[str, Any]],
 ) -> RegisterResult:
     import mlflow
     from mlflow import MlflowClient
 
     uri = mlflow.get_tracking_uri()
     client = MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri())
-    # the params that made the model (train saved them with it), and this stage's own section
-    params = {**(cand.extra.get("config") or {}), "register": rc.model_dump(mode="json")}
+    # the params that made the model (train saved its sections with it), those that chose the
+    # data and the test windows, and this stage's own section
+    params = {**logged, **(cand.extra.get("config") or {}), "register": rc.model_dump(mode="json")}
     mv, reused, experiment_id = _log_and_register(client, paths, cand, identity, params, rc, data.target)
     version, name = int(mv.version), rc.model_name
     experiment = os.environ.get(EXPERIMENT_ENV) or None
@@ -321,15 +329,30 @@ def _register_once(
 
 
 def run_register(
-    data: DataConfig, window: WindowConfig, register: RegisterConfig, paths: Paths
+    data: DataConfig,
+    split: SplitConfig,
+    window: WindowConfig,
+    evaluate: EvaluateConfig,
+    register: RegisterConfig,
+    paths: Paths,
 ) -> RegisterResult:
     """Log the run, register a version of ``register.model_name``, let the gate move the alias.
 
-    Reads ``data.path``, ``data.target``, ``data.covariates`` and ``window`` (the task identity),
-    ``register`` (names, aliases, retries) and the outputs of train/evaluate/window.
+    Reads ``data`` and ``window`` (the task identity), ``register`` (names, aliases, retries),
+    the outputs of train/evaluate/window, and logs ``data``, ``split`` and ``evaluate`` as the
+    run's params beside the sections train saved with the model (``window``, ``model``, ``train``).
     """
+    logged = {
+        name: section.model_dump(mode="json")
+        for name, section in (("data", data), ("split", split), ("evaluate", evaluate))
+    }
     cand = read_candidate(window, paths)  # edge: read + cross-check the stage outputs
     identity = identity_of(data, window, cand)  # pure
+    # one registration = this model, these metrics, these test data, for this task: the same
+    # model file registered for another data source is another version
+    cand = replace(
+        cand, fingerprint=hashlib.sha256(f"{cand.fingerprint}:{identity.hash}".encode()).hexdigest()[:24]
+    )
     uri = tracking_uri(paths)
     if experiment := os.environ.get(EXPERIMENT_ENV):
         log.info(
@@ -340,7 +363,7 @@ def run_register(
         )
     with mlflow_context(uri), store_lock(uri) as locked:  # edge: MLflow
         result = with_retries(
-            lambda: _register_once(data, register, paths, cand, identity, locked),
+            lambda: _register_once(data, register, paths, cand, identity, locked, logged),
             uri,
             register.max_retries,
             register.retry_backoff_s,

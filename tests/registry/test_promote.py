@@ -22,7 +22,7 @@ from tsforecast.tracking import tracking_uri
 
 def register(repo: Repo) -> RegisterResult:
     cfg = repo.cfg
-    return run_register(cfg.data, cfg.window, cfg.register, repo.paths)
+    return run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, cfg.register, repo.paths)
 
 
 def client_for(repo: Repo) -> MlflowClient:

@@ -46,7 +46,7 @@ CONTRACT_KEYS = {
 def register(repo: Repo) -> RegisterResult:
     """The register stage as the CLI calls it: the sections it reads, from the repo's params."""
     cfg = repo.cfg
-    return run_register(cfg.data, cfg.window, cfg.register, repo.paths)
+    return run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, cfg.register, repo.paths)
 
 
 def client_for(repo: Repo) -> MlflowClient:
@@ -208,7 +208,9 @@ def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(tiny_repo: Repo
     assert run.data.params["window.input_size"] == "24"
     assert run.data.params["model.hidden_size"] == "8"
     assert run.data.params["data.covariates"] == "[]"
-    assert set(tiny_repo.cfg.flat()) <= set(run.data.params)
+    logged = ("data", "split", "window", "model", "train", "evaluate", "register")
+    expected = {k for k in tiny_repo.cfg.flat() if k.split(".")[0] in logged}
+    assert expected <= set(run.data.params)
     history = json.loads((tiny_repo.paths.plots / "loss.json").read_text())
     for key in ("train_loss", "val_loss"):
         steps = client.get_metric_history(result.run_id, key)
@@ -297,7 +299,12 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
     assert tags["data.raw.hash"] == "0123456789abcdef0123456789abcdef.dir"
     assert tags["data.validated.hash"].startswith("sha256:")  # no lock entry: computed
     assert tags["data.hash_source"] == "computed,dvc.lock"
-    logged = {**_load(tiny_repo)[1]["config"], "register": tiny_repo.cfg.register.model_dump(mode="json")}
+    cfg = tiny_repo.cfg
+    logged = {
+        **{name: getattr(cfg, name).model_dump(mode="json") for name in ("data", "split", "evaluate")},
+        **_load(tiny_repo)[1]["config"],
+        "register": cfg.register.model_dump(mode="json"),
+    }
     assert tags["params.hash"] == params_hash(logged)
     assert tags["tsforecast.reproduce"] == f"git checkout {commit} && dvc checkout"
     assert f"git checkout {commit} && dvc checkout" in tags["mlflow.note.content"]
@@ -455,7 +462,14 @@ def test_the_mlflow_run_spans_training_through_registration(tiny_repo: Repo) -> 
     train = json.loads(train_json.read_text())
     train_json.write_text(json.dumps({**train, "train_seconds": 20.0}))
 
-    result = run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+    result = run_register(
+        tiny_repo.cfg.data,
+        tiny_repo.cfg.split,
+        tiny_repo.cfg.window,
+        tiny_repo.cfg.evaluate,
+        tiny_repo.cfg.register,
+        tiny_repo.paths,
+    )
 
     client = client_for(tiny_repo)
     run = client.get_run(result.run_id)
@@ -471,7 +485,14 @@ def test_the_mlflow_run_spans_training_through_registration(tiny_repo: Repo) -> 
 
 
 def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tiny_repo: Repo) -> None:
-    result = run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+    result = run_register(
+        tiny_repo.cfg.data,
+        tiny_repo.cfg.split,
+        tiny_repo.cfg.window,
+        tiny_repo.cfg.evaluate,
+        tiny_repo.cfg.register,
+        tiny_repo.paths,
+    )
 
     exp = client_for(tiny_repo).get_experiment(result.experiment_id)
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"

@@ -47,7 +47,7 @@ def register(repo: Repo, **register_changes: object) -> RegisterResult:
     """The register stage as the CLI calls it, with optional changes to the register section."""
     cfg = repo.cfg
     rc = cfg.register.model_copy(update=register_changes)
-    return run_register(cfg.data, cfg.window, rc, repo.paths)
+    return run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, rc, repo.paths)
 
 
 def client_at(uri: str) -> MlflowClient:

@@ -17,7 +17,14 @@ H = 6  # the tiny repo's horizon
 
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
-    run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+    run_register(
+        tiny_repo.cfg.data,
+        tiny_repo.cfg.split,
+        tiny_repo.cfg.window,
+        tiny_repo.cfg.evaluate,
+        tiny_repo.cfg.register,
+        tiny_repo.paths,
+    )
     return tiny_repo
 
 

@@ -36,7 +36,14 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
     """The tiny repo with its model registered as champion in its own sqlite store."""
-    run_register(tiny_repo.cfg.data, tiny_repo.cfg.window, tiny_repo.cfg.register, tiny_repo.paths)
+    run_register(
+        tiny_repo.cfg.data,
+        tiny_repo.cfg.split,
+        tiny_repo.cfg.window,
+        tiny_repo.cfg.evaluate,
+        tiny_repo.cfg.register,
+        tiny_repo.paths,
+    )
     return tiny_repo
 
 
