@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(abspath .prefect)
 # pip's output goes to a log; on failure its last lines and the log's path are shown
 QUIET = > $(1) 2>&1 || { tail -n 40 $(1); echo "error: install failed; full log: $(1)" >&2; exit 1; }
 
-.PHONY: help install install-dev run test lint format prefect-up prefect-down mlflow-ui bench clean
+.PHONY: help install install-dev run test test-fast lint format prefect-up prefect-down mlflow-ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ run: install  ## run the whole pipeline with DVC on params.yaml, then summarise 
 	$(BIN)/dvc repro
 	@$(BIN)/tsforecast summary
 
-test: install-dev  ## run the whole test suite
+test: install-dev  ## run the whole test suite (what CI runs: servers, browser, pipelines; ~20 min on 2 cores)
 	$(BIN)/python -m pytest
+
+test-fast: install-dev  ## the inner loop: unit + data tests, no servers, no browser, no pipelines (< 3 min on 2 cores)
+	$(BIN)/python -m pytest tests/unit tests/data -m "not slow" -q
 
 lint: install-dev  ## ruff check + format check
 	$(BIN)/ruff check .
@@ -64,7 +67,7 @@ mlflow-ui: install  ## browse runs and models at http://127.0.0.1:5000
 
 # Every generated output that exists. Kept: the committed results (metrics/*.json, plots/*.json,
 # reports/validation.json), your data under data/external/, and the DVC cache and remote.
-GENERATED = $(VENV) .checkpoints data/raw data/validated data/prepared models forecasts \
+GENERATED = $(VENV) .checkpoints .refresh data/raw data/validated data/prepared models forecasts metrics/*.parquet \
 	plots/*.png reports/data_docs reports/registered.json mlflow.db mlflow.db-* mlartifacts mlruns \
 	.prefect dvc_plots
 CLEAN = $(wildcard $(GENERATED))
