@@ -1,7 +1,8 @@
 """``tsforecast summary``: what the last pipeline run produced, and where to look next.
 
 ``make run`` ends with it. It reads only the files the stages leave behind
-(``metrics/evaluate.json``, ``reports/registered.json``, ``plots/``, ``reports/data_docs/``);
+(``metrics/evaluate.json``, ``metrics/backtest.json``, ``reports/registered.json``,
+``forecasts/forecast.parquet``, ``plots/``, ``reports/data_docs/``);
 a missing or unreadable file is named with the stage that writes it, never an error.
 """
 
@@ -18,8 +19,16 @@ __all__ = ["build_summary", "mlflow_run_url"]
 
 EVALUATE_JSON = "metrics/evaluate.json"
 REGISTERED_JSON = "reports/registered.json"
+BACKTEST_JSON = "metrics/backtest.json"
+FORECAST_PARQUET = "forecasts/forecast.parquet"
 DATA_DOCS = "reports/data_docs/index.html"
-PLOTS = ("plots/forecast.png", "plots/error_by_step.png", "plots/loss.png")
+PLOTS = (
+    "plots/future.png",
+    "plots/forecast.png",
+    "plots/error_by_step.png",
+    "plots/backtest.png",
+    "plots/loss.png",
+)
 COLUMNS = ("mse_scaled", "mae_scaled", "mase")
 BASELINES = ("repeat_last", "seasonal_naive")
 LOCAL_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves
@@ -81,7 +90,55 @@ def metrics_section(evaluate: Mapping[str, Any] | None, why: str | None) -> list
         lines.append(f"  The LSTM beats both baselines on mse_scaled ({_fmt(ours)}).")
     elif not_beaten:
         lines.append(f"  The LSTM ({_fmt(ours)}) does not beat {', '.join(not_beaten)} on mse_scaled.")
+    intervals = evaluate.get("intervals") if isinstance(evaluate.get("intervals"), Mapping) else {}
+    for level, band in intervals.items():
+        if isinstance(band, Mapping) and _num(band.get("coverage")) is not None:
+            lines.append(
+                f"  {level} % prediction intervals cover {100 * _num(band['coverage']):.1f} % of the test "
+                f"values (nominal {level} %), mean width {_fmt(band.get('width_scaled'))} (scaled)"
+            )
     return lines
+
+
+def backtest_section(backtest: Mapping[str, Any] | None, why: str | None) -> list[str]:
+    """The rolling-origin backtest: pooled mse_scaled against seasonal naive, origins won."""
+    if backtest is None:
+        return [f"Backtest: {BACKTEST_JSON} {why}: run `dvc repro backtest`."]
+    ours = _num(backtest.get("mse_scaled"))
+    sn = _num(((backtest.get("baselines") or {}).get("seasonal_naive") or {}).get("mse_scaled"))
+    by_cutoff = [c for c in backtest.get("by_cutoff") or [] if isinstance(c, Mapping)]
+    won = sum(
+        1
+        for c in by_cutoff
+        if (a := _num(c.get("mse_scaled"))) is not None
+        and (b := _num(((c.get("baselines") or {}).get("seasonal_naive") or {}).get("mse_scaled")))
+        is not None
+        and a < b
+    )
+    return [
+        f"Backtest over {backtest.get('n_cutoffs')} origins (no refit): mse_scaled LSTM {_fmt(ours)}, "
+        f"seasonal_naive {_fmt(sn)}; the LSTM wins from {won} of {len(by_cutoff)} origins"
+    ]
+
+
+def forecast_section(root: Path) -> list[str]:
+    """The published forecast: where it is and what it spans."""
+    path = root / FORECAST_PARQUET
+    if not path.is_file():
+        return [f"Forecast: {FORECAST_PARQUET} not found: run `dvc repro forecast`."]
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        return [f"Forecast: {FORECAST_PARQUET} unreadable ({type(e).__name__}): run `dvc repro forecast`."]
+    if frame.empty or "timestamp" not in frame:
+        return [f"Forecast: {FORECAST_PARQUET} holds no rows: run `dvc repro forecast`."]
+    bands = [c[3:] for c in frame.columns if str(c).startswith("lo_")]
+    return [
+        f"Forecast: {FORECAST_PARQUET}: {len(frame)} steps {frame['timestamp'].iloc[0]} .. "
+        f"{frame['timestamp'].iloc[-1]}" + (f", intervals {', '.join(bands)} %" if bands else "")
+    ]
 
 
 def mlflow_run_url(registered: Mapping[str, Any]) -> str | None:
@@ -164,12 +221,16 @@ def build_summary(paths: Paths) -> str:
     """The summary text: metrics vs baselines, the gate's decision, where to look, what next."""
     evaluate, why_eval = _read(paths.root / EVALUATE_JSON)
     registered, why_reg = _read(paths.root / REGISTERED_JSON)
+    backtest, why_bt = _read(paths.root / BACKTEST_JSON)
     width = max(len(cmd) for cmd, _ in NEXT)
     lines = [
         "== tsforecast: summary ==",
         *metrics_section(evaluate, why_eval),
+        *backtest_section(backtest, why_bt),
         "",
         *gate_section(registered, why_reg, evaluate),
+        "",
+        *forecast_section(paths.root),
         "",
         *where_section(paths, registered),
         "",

@@ -180,3 +180,45 @@ def test_cli_prints_the_summary_and_exits_0(repo: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith("== tsforecast: summary ==")
     assert "tsforecast-lstm v3 -> @champion" in out
+
+
+def test_summary_states_interval_coverage_backtest_and_the_forecast(repo: Path) -> None:
+    import pandas as pd
+
+    ev = {**evaluate_json(), "intervals": {"80": {"coverage": 0.849, "width_scaled": 0.262}}}
+    write(repo, "metrics/evaluate.json", ev)
+    cut = {"mse_scaled": 0.02, "baselines": {"seasonal_naive": {"mse_scaled": 0.03}}}
+    lost = {"mse_scaled": 0.02, "baselines": {"seasonal_naive": {"mse_scaled": 0.01}}}
+    write(
+        repo,
+        "metrics/backtest.json",
+        {
+            "n_cutoffs": 3,
+            "mse_scaled": 0.0144,
+            "baselines": {"seasonal_naive": {"mse_scaled": 0.016}},
+            "by_cutoff": [cut, cut, lost],
+        },
+    )
+    (repo / "forecasts").mkdir()
+    pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2000-08-28", periods=4, freq="30min"),
+            "forecast": [1.0, 2, 3, 4],
+            "lo_80": [0.0, 1, 2, 3],
+            "hi_80": [2.0, 3, 4, 5],
+        }
+    ).to_parquet(repo / "forecasts/forecast.parquet")
+    text = build_summary(Paths.from_root(repo))
+    assert "80 % prediction intervals cover 84.9 % of the test values (nominal 80 %)" in text
+    assert "Backtest over 3 origins (no refit): mse_scaled LSTM 0.0144, seasonal_naive 0.016" in text
+    assert "the LSTM wins from 2 of 3 origins" in text
+    assert (
+        "forecasts/forecast.parquet: 4 steps 2000-08-28 00:00:00 .. 2000-08-28 01:30:00, intervals 80 %"
+        in text
+    )
+
+
+def test_summary_names_the_stage_to_run_when_backtest_and_forecast_are_missing(repo: Path) -> None:
+    text = build_summary(Paths.from_root(repo))
+    assert "Backtest: metrics/backtest.json not found: run `dvc repro backtest`." in text
+    assert "Forecast: forecasts/forecast.parquet not found: run `dvc repro forecast`." in text
