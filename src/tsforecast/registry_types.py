@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------------- tag keys
 
-FINGERPRINT_TAG = "tsforecast.fingerprint"  # one registration: model bytes + metrics + test data + task identity
+FINGERPRINT_TAG = "tsforecast.fingerprint"  # one registration: model + metrics + test data + identity
 DATA_HASH_TAG = "tsforecast.test_data_hash"  # sha256 of data/prepared/: "the same test windows"
 MSE_TAG = "tsforecast.mse_scaled"
 RESCORED_TAG = "tsforecast.mse_scaled_on."  # + data hash: a version re-scored on other test data
