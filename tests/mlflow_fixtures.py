@@ -115,6 +115,23 @@ def build_repo(root: Path, frame: pd.DataFrame | None = None, **params: dict[str
     return Repo(root)
 
 
+def register(repo: Repo) -> Any:
+    """The register stage as the CLI calls it: the sections its signature names, from the repo's params."""
+    from tsforecast.stages import run_stage
+
+    return run_stage("register", repo.cfg, repo.paths)
+
+
+def client_for(repo: Repo) -> Any:
+    """An MLflow client on the repo's own store."""
+    from mlflow import MlflowClient
+
+    from tsforecast.tracking import tracking_uri
+
+    uri = tracking_uri(repo.paths)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def perturb_model(repo: Repo, noise: float, seed: int = 1) -> float:
     """Add Gaussian noise to every weight of models/model.pt, re-evaluate; returns the new mse_scaled."""
     import torch

@@ -5,29 +5,19 @@ from __future__ import annotations
 import getpass
 
 import pytest
-from mlflow import MlflowClient
 
 from tests.mlflow_fixtures import (  # noqa: F401
     Repo,
+    client_for,
     fixture_tiny_repo,
     fixture_tiny_repo_template,
     perturb_model,
+    register,
     run_stages,
 )
 from tsforecast.cli import main
 from tsforecast.errors import RegistryError
-from tsforecast.registry import RegisterResult, run_promote, run_register
-from tsforecast.tracking import tracking_uri
-
-
-def register(repo: Repo) -> RegisterResult:
-    cfg = repo.cfg
-    return run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, cfg.register, repo.paths)
-
-
-def client_for(repo: Repo) -> MlflowClient:
-    uri = tracking_uri(repo.paths)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+from tsforecast.registry import run_promote
 
 
 def holder(repo: Repo, alias: str = "champion") -> int:

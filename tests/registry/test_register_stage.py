@@ -12,15 +12,16 @@ from mlflow import MlflowClient
 
 from tests.mlflow_fixtures import (  # noqa: F401
     Repo,
+    client_for,
     fixture_tiny_repo,
     fixture_tiny_repo_template,
     perturb_model,
+    register,
     run_stages,
     sine_frame,
 )
 from tsforecast import registry
 from tsforecast.lineage import params_hash
-from tsforecast.registry import RegisterResult, run_register
 from tsforecast.registry_types import DATA_HASH_TAG, FINGERPRINT_TAG, MSE_TAG, RESCORED_TAG
 from tsforecast.tracking import tracking_uri
 
@@ -41,17 +42,6 @@ CONTRACT_KEYS = {
     "identity_fields",
     "champion_identity",
 }
-
-
-def register(repo: Repo) -> RegisterResult:
-    """The register stage as the CLI calls it: the sections it reads, from the repo's params."""
-    cfg = repo.cfg
-    return run_register(cfg.data, cfg.split, cfg.window, cfg.evaluate, cfg.register, repo.paths)
-
-
-def client_for(repo: Repo) -> MlflowClient:
-    uri = tracking_uri(repo.paths)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def champion_version(repo: Repo) -> int:
@@ -462,14 +452,7 @@ def test_the_mlflow_run_spans_training_through_registration(tiny_repo: Repo) -> 
     train = json.loads(train_json.read_text())
     train_json.write_text(json.dumps({**train, "train_seconds": 20.0}))
 
-    result = run_register(
-        tiny_repo.cfg.data,
-        tiny_repo.cfg.split,
-        tiny_repo.cfg.window,
-        tiny_repo.cfg.evaluate,
-        tiny_repo.cfg.register,
-        tiny_repo.paths,
-    )
+    result = register(tiny_repo)
 
     client = client_for(tiny_repo)
     run = client.get_run(result.run_id)
@@ -485,14 +468,7 @@ def test_the_mlflow_run_spans_training_through_registration(tiny_repo: Repo) -> 
 
 
 def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tiny_repo: Repo) -> None:
-    result = run_register(
-        tiny_repo.cfg.data,
-        tiny_repo.cfg.split,
-        tiny_repo.cfg.window,
-        tiny_repo.cfg.evaluate,
-        tiny_repo.cfg.register,
-        tiny_repo.paths,
-    )
+    result = register(tiny_repo)
 
     exp = client_for(tiny_repo).get_experiment(result.experiment_id)
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"

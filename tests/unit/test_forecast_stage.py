@@ -7,24 +7,16 @@ import json
 import pandas as pd
 import pytest
 
-from tests.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template  # noqa: F401
+from tests.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template, register  # noqa: F401
 from tsforecast.config import DataConfig
 from tsforecast.forecast import choose_model, run_forecast, unit_label
-from tsforecast.registry import run_register
 
 H = 6  # the tiny repo's horizon
 
 
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
-    run_register(
-        tiny_repo.cfg.data,
-        tiny_repo.cfg.split,
-        tiny_repo.cfg.window,
-        tiny_repo.cfg.evaluate,
-        tiny_repo.cfg.register,
-        tiny_repo.paths,
-    )
+    register(tiny_repo)
     return tiny_repo
 
 

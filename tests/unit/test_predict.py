@@ -11,13 +11,18 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.mlflow_fixtures import Repo, clean_env, fixture_tiny_repo, fixture_tiny_repo_template  # noqa: F401
+from tests.mlflow_fixtures import (  # noqa: F401
+    Repo,
+    clean_env,
+    fixture_tiny_repo,
+    fixture_tiny_repo_template,
+    register,
+)
 from tsforecast.cli import main
 from tsforecast.errors import DataError
 from tsforecast.forecasting import forecast_frame
 from tsforecast.model import load_model
 from tsforecast.pyfunc import ForecastInputError
-from tsforecast.registry import run_register
 from tsforecast.tracking import tracking, tracking_uri
 
 L, H = 24, 6  # the tiny repo's window
@@ -36,14 +41,7 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def registered(tiny_repo: Repo) -> Repo:
     """The tiny repo with its model registered as champion in its own sqlite store."""
-    run_register(
-        tiny_repo.cfg.data,
-        tiny_repo.cfg.split,
-        tiny_repo.cfg.window,
-        tiny_repo.cfg.evaluate,
-        tiny_repo.cfg.register,
-        tiny_repo.paths,
-    )
+    register(tiny_repo)
     return tiny_repo
 
 
