@@ -1,4 +1,7 @@
-"""The MLflow edge: where the store is, retries, logging the pipeline run, registering a version.
+"""The MLflow edge: where the store is, retries, lookups, loading a served model.
+
+Logging the pipeline run is :mod:`tsforecast.runlog`; the register stage composes both
+(:mod:`tsforecast.registry`).
 
 The only place that knows the tracking-URI default (``sqlite:///<repo root>/mlflow.db``,
 or ``MLFLOW_TRACKING_URI`` when set): :func:`tracking_uri`, :func:`default_tracking_uri`.
