@@ -87,6 +87,11 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     return bool(getattr(exc, "transient", False)) or isinstance(exc, ConnectionError | TimeoutError)
 
 
+# Stages that retry their own transient faults (register: MLflow, register.max_retries times):
+# Prefect does not retry them again, so a fault is retried in one layer only.
+SELF_RETRYING = frozenset({"register"})
+
+
 def _retrying(retries: int, backoff_s: float) -> dict[str, Any]:
     return {
         "retries": retries,
@@ -292,7 +297,8 @@ def forecast_pipeline(
                 )
                 did_run = remote is not None
             else:
-                did_run = run_stage.with_options(name=stage, **opts)(str(root), stage)
+                retried = {**opts, "retries": 0} if stage in SELF_RETRYING else opts
+                did_run = run_stage.with_options(name=stage, **retried)(str(root), stage)
             if did_run:
                 ran.append(stage)
     except Exception as e:

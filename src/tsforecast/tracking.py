@@ -294,7 +294,9 @@ def load_pyfunc(model_uri: str, tracking_uri: str) -> Any:
     except MlflowException as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if "API request to" in first or "Max retries" in first:
-            raise RegistryError(f"MLflow at {tracking_uri} is unreachable: {first}") from None
+            raise TransientError(
+                f"MLflow at {tracking_uri} is unreachable: {first}; try again once it answers"
+            ) from None
         raise ModelLoadError(
             f"model {model_uri!r} not loadable from {tracking_uri}: {first}. "
             "Register one with `dvc repro` (or `tsforecast register`), or pass --tracking-uri"

@@ -329,17 +329,30 @@ def test_user_error_in_a_later_stage_is_not_retried(tmp_path: Path, monkeypatch:
     assert "stage 'train' failed (exit 1, not retried)" in state.message
 
 
-def test_unreachable_mlflow_is_retried_with_backoff_until_it_answers(
+def test_a_transient_fault_is_retried_with_backoff_until_it_clears(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = stand_in_repo(tmp_path / "repo")
-    monkeypatch.setenv("STANDIN_FAIL_REGISTER", "unreachable:2")
+    monkeypatch.setenv("STANDIN_FAIL_EVALUATE", "unreachable:2")  # exit 75 twice, then fine
 
     result = forecast_pipeline(repo_dir=str(repo), **FAST)
 
     assert result["stages"][-1] == "register"
-    assert runs(repo, "register") == 3
+    assert runs(repo, "evaluate") == 3
     assert_dvc_clean(repo)
+
+
+def test_register_is_not_retried_again_by_prefect_it_retries_mlflow_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = stand_in_repo(tmp_path / "repo")
+    monkeypatch.setenv("STANDIN_FAIL_REGISTER", "unreachable:1")  # exit 75 once: its retries were spent
+
+    state = forecast_pipeline(repo_dir=str(repo), **FAST, return_state=True)
+
+    assert state.is_failed()
+    assert runs(repo, "register") == 1, "one retry layer: register.max_retries inside the stage"
+    assert "MLflow at http://127.0.0.1:9 is unreachable" in state.message
 
 
 def test_killed_stage_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,12 +369,12 @@ def test_transient_fault_that_persists_fails_after_the_retries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = stand_in_repo(tmp_path / "repo")
-    monkeypatch.setenv("STANDIN_FAIL_REGISTER", "unreachable")
+    monkeypatch.setenv("STANDIN_FAIL_EVALUATE", "unreachable")
 
     state = forecast_pipeline(repo_dir=str(repo), retries=2, retry_backoff_s=0.05, return_state=True)
 
     assert state.is_failed()
-    assert runs(repo, "register") == 3
+    assert runs(repo, "evaluate") == 3
     assert "MLflow at http://127.0.0.1:9 is unreachable" in state.message
 
 
