@@ -5,6 +5,10 @@ params.yaml, with tiny params and a 600-row hourly series in ``data/external/goo
 ``dvc repro evaluate`` has run in it, so every output up to evaluate exists. ``repo``
 gives each test its own copy of it. Stages run as the user runs them: the ``tsforecast``
 console script or ``dvc repro``, in subprocesses.
+
+``checkout`` is the same checkout without git or DVC, its stages run in this process by
+``tsforecast.cli.main`` (``in_process``): for the tests of what a stage says, not of the
+path from DVC to the user.
 """
 
 from __future__ import annotations
@@ -191,6 +195,53 @@ def _build_good_repo(root: Path) -> Path:
 def good_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkout in which ``dvc repro evaluate`` has run: the 'previous outputs' of every test."""
     return _build_good_repo(tmp_path_factory.mktemp("reliability") / "good")
+
+
+def in_process(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Run:
+    """``tsforecast <args> --root <root>`` called in this process: ``cli.main``'s exit code, its output."""
+    from tsforecast.cli import main
+
+    capsys.readouterr()  # drop what came before
+    code = main([*args, "--root", str(root)])
+    out, err = capsys.readouterr()
+    return Run(["tsforecast", *args, "(in-process)"], code, out, err)
+
+
+@pytest.fixture(scope="session")
+def checkout_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """params.yaml, the good series and every output up to evaluate, made in this process."""
+    import torch
+
+    from tsforecast.cli import main
+
+    root = tmp_path_factory.mktemp("in-process") / "good"
+    (root / SOURCE).parent.mkdir(parents=True)
+    shutil.copy2(MAIN / "params.yaml", root / "params.yaml")
+    series_frame().to_csv(root / SOURCE, index=False)
+    set_params(root / "params.yaml", SMALL_PARAMS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as stage_env: one math thread is fast on shared cores
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in [k for k in os.environ if k.startswith(("TSFORECAST_", "MLFLOW_"))]:
+                mp.delenv(name)
+            mp.chdir(root)
+            for stage in STAGE_ORDER:
+                assert main([stage, "--root", str(root)]) == 0, f"{stage} failed on the good checkout"
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture
+def checkout(checkout_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    """This test's own copy of ``checkout_template``, as the working directory, no TSFORECAST_ env."""
+    dest = tmp_path / "checkout"
+    shutil.copytree(checkout_template, dest, symlinks=False)
+    for name in [k for k in os.environ if k.startswith(("TSFORECAST_", "MLFLOW_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(dest)
+    return Repo(dest)
 
 
 @pytest.fixture

@@ -1,16 +1,22 @@
-"""Bad input, given through params, is refused before training, end to end.
+"""Bad input is refused with one error line that says what to fix, and the old outputs stay.
 
-Each case starts from a checkout whose outputs up to ``evaluate`` exist, points params at the
-bad input and runs the pipeline as a user does: ``dvc repro evaluate`` (the cases marked
-``dvc``, to prove DVC's ``persist`` plus the stages' atomic writes keep the old outputs) or
-the ``tsforecast`` stage commands (the rest, faster). Every case must end with exit code != 0,
-one ``error:`` line that names the file, the column or key, the offending value(s) and what
-was expected, no traceback, and ``data/validated``, ``data/prepared``, ``models`` and
-``metrics`` byte-identical to before. Through DVC, train never starts and ``register`` is
-never reached.
+Two layers, by what each proves:
+
+- **What each rule says (in-process, fast).** Every bad input (files, columns, timestamps,
+  sizes, params, unknown keys) runs the stage that must refuse it through the CLI's entry
+  point in this process (``tsforecast.cli.main([stage, "--root", root])``, after the stages
+  before it ran the same way): exit code 1, exactly one ``error:`` line on stderr that names
+  the file, the column or key, the offending value(s) and what was expected, no traceback,
+  and ``data/validated``, ``data/prepared``, ``models`` and ``metrics`` byte-identical.
+- **The whole path to the user (subprocess, slow).** One bad input per stage, run as a user
+  runs it: ``dvc repro`` (DVC's ``persist`` plus the stage's atomic writes keep the old
+  outputs, the stages after the failed one never start, dvc.lock keeps their entries and the
+  failed stage stays out of date) or, where DVC would need MLflow first (register,
+  forecast), the ``tsforecast`` console script. Same promise: the exit code, one line, the
+  outputs unchanged.
 
 The rules themselves are unit-tested in tests/data/test_validate.py and
-tests/unit/test_ingest.py; these tests prove the whole path to the user.
+tests/unit/test_ingest.py.
 """
 
 from __future__ import annotations
@@ -24,9 +30,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.reliability.conftest import GUARDED, STAGE_ORDER, Repo, assert_user_error, series_frame
-
-pytestmark = pytest.mark.slow  # each case runs the CLI or dvc in a subprocess: 1-10 s
+from tests.reliability.conftest import (
+    GUARDED,
+    STAGE_ORDER,
+    Repo,
+    assert_user_error,
+    in_process,
+    series_frame,
+)
+from tsforecast import stages
 
 BAD = "data/external/bad.csv"
 
@@ -39,7 +51,6 @@ class Case:
     expected: tuple[str, ...]  # substrings of the error line: file, column/key, value(s), expectation
     params: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Callable[[], str | bytes | pd.DataFrame]] = field(default_factory=dict)
-    via: str = "cli"  # cli: `tsforecast <stage>` commands; dvc: `dvc repro evaluate`
 
 
 def frame_with(**changes: Callable[[pd.DataFrame], None]) -> Callable[[], pd.DataFrame]:
@@ -126,7 +137,6 @@ FILE_CASES = {
         ("bad.csv", "one column 'timestamp;y;temp' was read", "';'-delimited", "Save it comma-separated"),
         ON_BAD,
         {BAD: lambda: series_frame().to_csv(index=False, sep=";")},
-        via="dvc",
     ),
     "directory": Case(
         "ingest",
@@ -210,7 +220,6 @@ COLUMN_CASES = {
         ),
         ON_BAD,
         {BAD: frame_with(gap=_set("y", slice(100, 104), np.nan))},
-        via="dvc",
     ),
 }
 
@@ -283,21 +292,20 @@ SIZE_CASES = {
         ),
         ON_BAD,
         {BAD: lambda: series_frame(40)},
-        via="dvc",
     ),
 }
 
 PARAM_CASES = {
-    # DVC re-runs only the stages that read the changed keys: `split` is read whole by validate
+    # run by hand, every stage refuses it at config load (ingest first); through DVC, validate
+    # (the first stage that reads `split`): test_unknown_param_key_through_dvc_...
     "unknown_key": Case(
-        "validate",
+        "ingest",
         (
             "params.yaml",
             "unknown key 'split.trian'",
             "allowed keys here are ['train', 'val', 'test', 'lookback']",
         ),
         {"split.trian": 0.6},
-        via="dvc",
     ),
     "wrong_type": Case(
         "ingest",
@@ -335,73 +343,221 @@ PARAM_CASES = {
             "the series needs at least 650 rows, it has 600",
         ),
         {"window.horizon": 130},
-        via="dvc",
     ),
 }
 
 
-def _lock_entries(repo: Repo, stages: list[str]) -> dict[str, Any]:
-    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
-    return {s: lock["stages"].get(s) for s in stages}
+# ---------------------------------------------------------------------------- in-process: every rule
 
 
-def refuse(repo: Repo, case: Case) -> None:
-    """Apply ``case`` to ``repo``, run it the case's way, and assert it was refused cleanly."""
+def refuse_in_process(checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case) -> None:
+    """Apply ``case``, run the stages up to ``case.stage`` in-process, assert it refused cleanly."""
     for rel, build in case.files.items():
-        repo.write(rel, build())
-    repo.set_params(**case.params)
+        checkout.write(rel, build())
+    checkout.set_params(**case.params)
     guarded = (*GUARDED, "data/raw") if case.stage == "ingest" else GUARDED
-    before = repo.digest(guarded)
-    downstream = list(STAGE_ORDER[STAGE_ORDER.index(case.stage) :])
-    lock_before = _lock_entries(repo, downstream)
-    if case.via == "dvc":
-        run = repo.dvc("repro", "evaluate")
-        assert_user_error(run, *case.expected)
-        assert f"Running stage '{case.stage}'" in run.stdout, run
-        assert "Running stage 'train'" not in run.stdout, run
-        assert "Running stage 'register'" not in run.stdout, run
-        assert _lock_entries(repo, downstream) == lock_before
-        assert case.stage in repo.dvc_status(), "the failed stage must stay out of date"
-        assert not (repo.root / "reports" / "registered.json").exists()
-    else:
-        for stage in STAGE_ORDER[: STAGE_ORDER.index(case.stage)]:
-            ok = repo.tsforecast(stage)
-            assert ok.returncode == 0, ok
-        assert_user_error(repo.tsforecast(case.stage), *case.expected)
-    assert repo.digest(guarded) == before, "a refused input changed the previous outputs"
+    before = checkout.digest(guarded)
+    for stage in STAGE_ORDER[: STAGE_ORDER.index(case.stage)]:
+        ok = in_process(checkout.root, capsys, stage)
+        assert ok.returncode == 0, ok
+
+    run = in_process(checkout.root, capsys, case.stage)
+
+    assert run.returncode == 1, run
+    assert_user_error(run, *case.expected)
+    assert checkout.digest(guarded) == before, "a refused input changed the previous outputs"
 
 
 @pytest.mark.parametrize("case", FILE_CASES.values(), ids=FILE_CASES.keys())
-def test_unusable_file_is_refused_naming_the_file_and_keeping_outputs(repo: Repo, case: Case) -> None:
-    refuse(repo, case)
+def test_unusable_file_is_refused_naming_the_file_and_keeping_outputs(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
 
 
 @pytest.mark.parametrize("case", COLUMN_CASES.values(), ids=COLUMN_CASES.keys())
-def test_bad_column_is_refused_naming_column_values_and_expectation(repo: Repo, case: Case) -> None:
-    refuse(repo, case)
+def test_bad_column_is_refused_naming_column_values_and_expectation(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
 
 
 @pytest.mark.parametrize("case", TIME_CASES.values(), ids=TIME_CASES.keys())
-def test_bad_timestamps_are_refused_naming_the_timestamps_and_rows(repo: Repo, case: Case) -> None:
-    refuse(repo, case)
+def test_bad_timestamps_are_refused_naming_the_timestamps_and_rows(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
 
 
 @pytest.mark.parametrize("case", SIZE_CASES.values(), ids=SIZE_CASES.keys())
-def test_too_few_rows_are_refused_saying_how_many_are_needed(repo: Repo, case: Case) -> None:
-    refuse(repo, case)
+def test_too_few_rows_are_refused_saying_how_many_are_needed(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
 
 
 @pytest.mark.parametrize("case", PARAM_CASES.values(), ids=PARAM_CASES.keys())
-def test_bad_param_is_refused_naming_key_value_and_expectation(repo: Repo, case: Case) -> None:
-    refuse(repo, case)
+def test_bad_param_is_refused_naming_key_value_and_expectation(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
 
 
-@pytest.mark.parametrize("stage", [*STAGE_ORDER, "register"])
-def test_unknown_param_key_fails_every_stage_at_config_load(repo: Repo, stage: str) -> None:
-    repo.set_params(**{"train.epocs": 3})
+UNKNOWN_KEY = ("params.yaml", "unknown key 'train.epocs'", "allowed keys here are", "'epochs'")
+
+
+@pytest.mark.parametrize("stage", stages.NAMES)
+def test_unknown_param_key_fails_every_stage_at_config_load(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], stage: str
+) -> None:
+    checkout.set_params(**{"train.epocs": 3})
+    before = checkout.digest()
+
+    run = in_process(checkout.root, capsys, stage)
+
+    assert run.returncode == 1, run
+    assert_user_error(run, *UNKNOWN_KEY)
+    assert checkout.digest() == before
+
+
+# ---------------------------------------------------------------------------- subprocess: one per stage
+
+
+def _constant_temp_on_train_rows(df: pd.DataFrame) -> None:
+    # validate checks the target varies over the whole series; window fits the scaler on the
+    # train rows (60 %), where this covariate is flat
+    df.loc[:359, "temp"] = 21.0
+
+
+@dataclass(frozen=True)
+class StageCase:
+    """One bad input for ``stage``, run as the user runs it, and what must stay as it was."""
+
+    stage: str  # the stage that refuses it
+    command: tuple[str, ...]  # ("dvc", "repro", <target>) or ("tsforecast", <stage>)
+    expected: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Callable[[], str | bytes | pd.DataFrame]] = field(default_factory=dict)
+    # outputs the failure must not touch (the stages before it may rewrite their own)
+    guarded: tuple[str, ...] = GUARDED
+    exit_code: int = 1
+
+
+REPRO = ("dvc", "repro", "evaluate")
+
+STAGE_CASES = {
+    "ingest": StageCase(
+        "ingest",
+        REPRO,
+        FILE_CASES["semicolon_delimited"].expected,
+        ON_BAD,
+        FILE_CASES["semicolon_delimited"].files,
+        guarded=("data/raw", *GUARDED),
+    ),
+    "validate": StageCase(
+        "validate",
+        REPRO,
+        COLUMN_CASES["nan_run_longer_than_fill_gaps"].expected,
+        ON_BAD,
+        COLUMN_CASES["nan_run_longer_than_fill_gaps"].files,
+    ),
+    "window": StageCase(
+        "window",
+        REPRO,
+        (
+            "column(s) ['temp'] are constant over the train rows (std=0)",
+            "check data.target and data.covariates",
+        ),
+        ON_BAD,
+        {BAD: frame_with(flat=_constant_temp_on_train_rows)},
+        guarded=("data/prepared", "models", "metrics"),
+    ),
+    "train": StageCase(
+        "train",
+        REPRO,
+        ("train.device='cuda:99'", "CUDA device"),  # none here; too few on a GPU machine
+        {"train.device": "cuda:99"},
+    ),
+    "evaluate": StageCase(
+        "evaluate",
+        REPRO,
+        ("evaluate.seasonal_period=48 exceeds window.input_size=24", "raise input_size or lower the period"),
+        {"evaluate.seasonal_period": 48},
+        guarded=(*GUARDED, "plots"),
+    ),
+    "backtest": StageCase(
+        "backtest",
+        ("dvc", "repro", "backtest"),
+        ("backtest.n_cutoffs=1000", "forecast origins", "use 1 <= n_cutoffs <= "),
+        {"backtest.n_cutoffs": 1000},
+        guarded=(*GUARDED, "plots"),
+    ),
+    # DVC would run register against MLflow first; by hand, params changed since train
+    "register": StageCase(
+        "register",
+        ("tsforecast", "register"),
+        (
+            "models/model.pt was trained for (input_size, horizon)=(24, 6)",
+            "window.input_size=24, window.horizon=12",
+        ),
+        {"window.horizon": 12},
+        guarded=(*GUARDED, "reports/registered.json", "mlflow.db", "mlruns"),
+    ),
+    "forecast": StageCase(
+        "forecast",
+        ("tsforecast", "forecast"),
+        ("the local model (models/model.pt) reads columns ['y', 'temp']", "name ['y']", "run `dvc repro`"),
+        {"data.covariates": []},
+        guarded=(*GUARDED, "forecasts", "plots"),
+    ),
+}
+
+
+def _lock_entries(repo: Repo, names: list[str]) -> dict[str, Any]:
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    return {s: lock["stages"].get(s) for s in names}
+
+
+def test_every_stage_has_a_subprocess_case() -> None:
+    assert list(STAGE_CASES) == list(stages.NAMES)
+
+
+@pytest.mark.slow  # dvc or the console script in a subprocess: 5-30 s each
+@pytest.mark.parametrize("case", STAGE_CASES.values(), ids=STAGE_CASES.keys())
+def test_bad_input_reaches_the_user_as_one_line_and_keeps_the_outputs(repo: Repo, case: StageCase) -> None:
+    for rel, build in case.files.items():
+        repo.write(rel, build())
+    repo.set_params(**case.params)
+    before = repo.digest(case.guarded)
+    later = list(stages.NAMES[stages.NAMES.index(case.stage) + 1 :])
+    lock_before = _lock_entries(repo, [case.stage, *later])
+
+    tool, *args = case.command
+    run = repo.dvc(*args) if tool == "dvc" else repo.tsforecast(*args)
+
+    assert run.returncode == case.exit_code, run
+    assert_user_error(run, *case.expected)
+    assert repo.digest(case.guarded) == before, "a refused input changed the previous outputs"
+    assert _lock_entries(repo, [case.stage, *later]) == lock_before
+    if tool == "dvc":
+        assert f"Running stage '{case.stage}'" in run.stdout, run
+        assert not [s for s in later if f"Running stage '{s}'" in run.stdout], run
+        status = repo.dvc("status", "--json", case.command[-1])
+        assert case.stage in (status.stdout or "{}"), "the failed stage must stay out of date"
+
+
+@pytest.mark.slow
+def test_unknown_param_key_through_dvc_stops_the_first_stage_that_reads_the_section(repo: Repo) -> None:
+    """DVC re-runs only the stages whose params changed: ``split`` is read first by validate."""
+    repo.set_params(**{"split.trian": 0.6})
     before = repo.digest()
+    lock_before = _lock_entries(repo, list(STAGE_ORDER))
 
-    run = repo.tsforecast(stage)
+    run = repo.dvc("repro", "evaluate")
 
-    assert_user_error(run, "params.yaml", "unknown key 'train.epocs'", "allowed keys here are", "'epochs'")
+    assert_user_error(run, *PARAM_CASES["unknown_key"].expected)
+    assert "Running stage 'ingest'" not in run.stdout, run
+    assert "Running stage 'validate'" in run.stdout, run
+    assert "Running stage 'train'" not in run.stdout, run
     assert repo.digest() == before
+    assert _lock_entries(repo, list(STAGE_ORDER)) == lock_before
