@@ -114,4 +114,4 @@ def cli_stage(root: Path, stage: str, log: Logger) -> CommandResult:
     what = f"stage '{stage}' in {root}"
     if result.returncode == EX_TEMPFAIL:
         raise StageFailed(what, transient=True, returncode=EX_TEMPFAIL, error_lines=result.error_lines)
-    return check(result, what, stage)
+    return check(result, what)
