@@ -124,6 +124,19 @@ def hourly_line(hp: dict[str, Any] | None) -> str:
     )
 
 
+def cpu_settings_line(speed: dict[str, Any]) -> str:
+    """Whether every training run, of both loops, had the same flush-denormal and allocator state."""
+    runs = [r for sp in speed["shapes"].values() for rs in sp["runs"].values() for r in rs]
+    states = {(r["flush_denormal"], r["allocator_tuned"]) for r in runs}
+    if len(states) != 1:
+        return f"NOT the same in every run: (flush_denormal, allocator_tuned) took {sorted(states)}"
+    flush, alloc = states.pop()
+    return (
+        f"given to both loops in all {len(runs)} runs (flush-denormal {'on' if flush else 'unsupported'}, "
+        f"allocator thresholds {'set' if alloc else 'not set'}), so no ratio above includes them"
+    )
+
+
 def load_line(res: dict[str, Any]) -> str:
     """How loaded the machine was during the run."""
     e, load = res["environment"], res.get("load") or {}
@@ -260,9 +273,7 @@ def markdown_rows(res: dict[str, Any]) -> Rows:
     ab = res["speed"]["shapes"][res["speed"]["contract_shape"]].get("ablation")
     if ab:
         rows.append(("ablation: ours with bf16 off and one shard", ablation_line(ab)))
-    rows.append(
-        ("CPU settings (flush-denormal, allocator)", "given to both loops, so neither ratio includes them")
-    )
+    rows.append(("CPU settings (flush-denormal, allocator)", cpu_settings_line(res["speed"])))
     rss = res["memory"]
     rows.append(
         ("peak RSS of a training process", f"ours {rss['ours_mb']:.0f} MB, plain {rss['plain_mb']:.0f} MB")

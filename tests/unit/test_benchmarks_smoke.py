@@ -157,7 +157,7 @@ def test_markdown_table_quotes_the_results_file(
     assert f"**{quick_results['train_speedup_vs_plain_loop']:.2f}x**" in table
     assert f"{quick_results['windowing_peak_bytes_10m']:,} bytes" in table
     assert "smoke check" in table and "load average" in table
-    assert "given to both loops" in table
+    assert "given to both loops in all" in table
 
 
 def test_report_names_a_missing_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
