@@ -49,13 +49,14 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_quick_run_writes_every_contract_key_as_a_positive_number(quick_results: dict[str, Any]) -> None:
     missing = CONTRACT_KEYS - quick_results.keys()
     assert not missing, f"results.json lacks {sorted(missing)}"
@@ -64,7 +65,8 @@ def test_quick_run_writes_every_contract_key_as_a_positive_number(quick_results:
     assert isinstance(quick_results["windowing_peak_bytes_10m"], int)
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_speedup_is_the_ratio_of_the_contract_shapes_medians(quick_results: dict[str, Any]) -> None:
     speed = quick_results["speed"]
     main = speed["shapes"][speed["contract_shape"]]
@@ -75,7 +77,8 @@ def test_speedup_is_the_ratio_of_the_contract_shapes_medians(quick_results: dict
     assert quick_results["val_mse_ours"] == main["val_mse"]["ours_mean"]
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_speed_runs_at_both_window_shapes_with_the_quick_sizes(quick_results: dict[str, Any]) -> None:
     shapes = quick_results["speed"]["shapes"]
     assert set(shapes) == {"L96_H96", "L336_H48"}
@@ -87,7 +90,8 @@ def test_speed_runs_at_both_window_shapes_with_the_quick_sizes(quick_results: di
         assert p["min"] <= p["median"] <= p["max"], p
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_both_loops_run_with_the_same_cpu_settings(quick_results: dict[str, Any]) -> None:
     runs = [r for sp in quick_results["speed"]["shapes"].values() for rs in sp["runs"].values() for r in rs]
     settings = {(r["loop"], r["flush_denormal"], r["allocator_tuned"]) for r in runs}
@@ -95,7 +99,8 @@ def test_both_loops_run_with_the_same_cpu_settings(quick_results: dict[str, Any]
     assert len({s[1:] for s in settings}) == 1, settings
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_ablation_reruns_ours_without_the_speed_ups_at_the_pairs_seeds(quick_results: dict[str, Any]) -> None:
     main = quick_results["speed"]["shapes"]["L96_H96"]
     ablation = main["ablation"]
@@ -105,7 +110,8 @@ def test_ablation_reruns_ours_without_the_speed_ups_at_the_pairs_seeds(quick_res
     assert ablation["val_mse_mean_full_loop_same_seeds"] == pytest.approx(main["val_mse"]["ours_mean"])
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_hourly_proxy_is_labelled_a_smoke_check_and_runs_the_hourly_params(
     quick_results: dict[str, Any],
 ) -> None:
@@ -120,7 +126,8 @@ def test_hourly_proxy_is_labelled_a_smoke_check_and_runs_the_hourly_params(
     )
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_windowing_10m_points_stays_a_view_of_the_series(quick_results: dict[str, Any]) -> None:
     w = quick_results["windowing"]
     assert w["rows"] == 10_000_000 and w["series_bytes"] == 40_000_000
@@ -129,7 +136,8 @@ def test_windowing_10m_points_stays_a_view_of_the_series(quick_results: dict[str
     assert w["peak_bytes"] < w["series_bytes"]  # views: nothing near the series' size is copied
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_accuracy_inference_load_and_environment_are_recorded(quick_results: dict[str, Any]) -> None:
     by_h = quick_results["accuracy"]["by_horizon"]
     assert set(by_h) == {"24"}  # quick mode: one short horizon
@@ -145,7 +153,8 @@ def test_accuracy_inference_load_and_environment_are_recorded(quick_results: dic
     assert quick_results["quick"] is True
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_markdown_table_quotes_the_results_file(
     quick_results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
