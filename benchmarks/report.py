@@ -270,7 +270,17 @@ def markdown_rows(res: dict[str, Any]) -> Rows:
         rows.append((f"training speed, ours vs a plain loop, {lbl}, {steps}", speed_line(sp)))
     for sp in res["speed"]["shapes"].values():
         rows.append((f"val MSE after those steps, {shape_label(sp)}", val_mse_line(sp)))
-    ab = res["speed"]["shapes"][res["speed"]["contract_shape"]].get("ablation")
+    main_sp = res["speed"]["shapes"][res["speed"]["contract_shape"]]
+    if main_sp.get("ours_with_plain_recipe"):
+        r = main_sp["ours_with_plain_recipe"]
+        rows.append(
+            (
+                f"ours with the plain loop's recipe (Adam 1e-3, constant LR, no clipping), {shape_label(main_sp)}",
+                f"{r['samples_per_second']:,.0f} samples/s, val MSE {r['val_mse_final']:.4f} "
+                f"(one run, seed {r['seed']}; plain at that seed: {main_sp['val_mse_by_seed'][0]['plain']:.4f})",
+            )
+        )
+    ab = main_sp.get("ablation")
     if ab:
         rows.append(("ablation: ours with bf16 off and one shard", ablation_line(ab)))
     rows.append(("CPU settings (flush-denormal, allocator)", cpu_settings_line(res["speed"])))
