@@ -1,8 +1,10 @@
 """The reference: a plain PyTorch training loop of the same model, with nothing tuned.
 
 Materialised windows in a ``TensorDataset``, a shuffling ``DataLoader``, default
-``torch.optim.Adam``, MSE. No denormal flushing, no allocator settings, no gradient
-clipping, no schedule: what a first version of the training script would look like.
+``torch.optim.Adam``, MSE. No gradient clipping, no schedule: what a first version of
+the training script would look like. The process-wide CPU settings (flush-denormal and
+the allocator thresholds) are set by its worker in ``workers.py``, as for our loop, so
+the comparison measures the loops, not those settings.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_data import SpeedSetup
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.bench_data import SpeedSetup
 from tsforecast.train import build_model
 
 

@@ -1,4 +1,5 @@
-"""benchmarks/run.py in --quick mode: it runs end to end and writes every contract key.
+"""benchmarks/run.py in --quick mode: it runs end to end and writes every contract key; the
+report prints the README table from the results; the statistics helpers say what they claim.
 
 No timing is asserted here: the numbers of a quick run on a shared machine mean nothing;
 what is checked is that the script works and that results.json keeps its shape.
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from benchmarks import report
+from benchmarks.stats import paired_comparison, spread, t_quantiles
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "run.py"
@@ -40,27 +44,19 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # one thread: on a busy 2-core machine two OpenMP threads per process crawl, and this
     # test checks the shape of the output, not the speed
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--ablation",
-            "--hourly-proxy",
-            "--threads",
-            "1",
-            "--output",
-            str(out),
-        ],
+        [sys.executable, str(SCRIPT), "--quick", "--ablation", "--hourly-proxy", "--threads", "1"]
+        + ["--output", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_quick_run_writes_every_contract_key_as_a_positive_number(quick_results: dict[str, Any]) -> None:
     missing = CONTRACT_KEYS - quick_results.keys()
     assert not missing, f"results.json lacks {sorted(missing)}"
@@ -69,44 +65,69 @@ def test_quick_run_writes_every_contract_key_as_a_positive_number(quick_results:
     assert isinstance(quick_results["windowing_peak_bytes_10m"], int)
 
 
-@pytest.mark.timeout(300)
-def test_speedup_is_the_ratio_of_the_two_loops_medians(quick_results: dict[str, Any]) -> None:
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_speedup_is_the_ratio_of_the_contract_shapes_medians(quick_results: dict[str, Any]) -> None:
+    speed = quick_results["speed"]
+    main = speed["shapes"][speed["contract_shape"]]
     ratio = quick_results["train_samples_per_second"] / quick_results["plain_loop_samples_per_second"]
     assert quick_results["train_speedup_vs_plain_loop"] == pytest.approx(ratio)
-    speed = quick_results["speed"]
-    assert speed["runs"]["ours"] and speed["runs"]["plain"]
-    assert _positive_number(quick_results["val_mse_ours"])
-    assert _positive_number(quick_results["val_mse_plain_loop"])
+    assert quick_results["train_samples_per_second"] == main["ours_samples_per_second"]
+    assert main["speedup_pairs"]["n"] == len(main["runs"]["ours"]) == len(main["runs"]["plain"])
+    assert quick_results["val_mse_ours"] == main["val_mse"]["ours_mean"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_speed_runs_at_both_window_shapes_with_the_quick_sizes(quick_results: dict[str, Any]) -> None:
+    shapes = quick_results["speed"]["shapes"]
+    assert set(shapes) == {"L96_H96", "L336_H48"}
+    sizes = {k: (v["setup"]["input_size"], v["setup"]["horizon"]) for k, v in shapes.items()}
+    assert sizes == {"L96_H96": (48, 24), "L336_H48": (96, 24)}  # --quick shrinks both
+    for name, sp in shapes.items():
+        assert {r["shape"] for loop in ("ours", "plain") for r in sp["runs"][loop]} == {name}
+        p = sp["speedup_pairs"]
+        assert p["min"] <= p["median"] <= p["max"], p
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_both_loops_run_with_the_same_cpu_settings(quick_results: dict[str, Any]) -> None:
+    runs = [r for sp in quick_results["speed"]["shapes"].values() for rs in sp["runs"].values() for r in rs]
+    settings = {(r["loop"], r["flush_denormal"], r["allocator_tuned"]) for r in runs}
+    assert {s[1:] for s in settings} == {s[1:] for s in settings if s[0] == "plain"}, settings
+    assert len({s[1:] for s in settings}) == 1, settings
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_ablation_reruns_ours_without_the_speed_ups_at_the_pairs_seeds(quick_results: dict[str, Any]) -> None:
-    speed = quick_results["speed"]
-    ablation = speed["ablation"]
-    assert ablation["seeds"] == [r["seed"] for r in speed["runs"]["ours"]]
-    assert all(r["fp32_unsharded"] is False for r in speed["runs"]["ours"])
+    main = quick_results["speed"]["shapes"]["L96_H96"]
+    ablation = main["ablation"]
+    assert ablation["seeds"] == [r["seed"] for r in main["runs"]["ours"]]
+    assert all(r["fp32_unsharded"] is False for r in main["runs"]["ours"])
     assert _positive_number(ablation["samples_per_second"])
-    assert _positive_number(ablation["val_mse_mean"])
-    assert ablation["val_mse_mean_full_loop_same_seeds"] == pytest.approx(speed["ours_val_mse"])
+    assert ablation["val_mse_mean_full_loop_same_seeds"] == pytest.approx(main["val_mse"]["ours_mean"])
 
 
-@pytest.mark.timeout(300)
-def test_hourly_proxy_runs_the_pipeline_with_the_hidden_benchmarks_params(
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_hourly_proxy_is_labelled_a_smoke_check_and_runs_the_hourly_params(
     quick_results: dict[str, Any],
 ) -> None:
     hp = quick_results["hourly_proxy"]
     assert "skipped" not in hp, hp
+    assert "smoke check, not a result" in hp["what"]
     assert hp["params"]["split.train"] == 1200 and hp["params"]["evaluate.seasonal_period"] == 24
     assert (hp["input_size"], hp["horizon"], hp["seasonal_period"]) == (48, 24, 24)  # quick sizes
-    for key in ("lstm_mse_scaled", "repeat_last_mse_scaled", "seasonal_naive_mse_scaled"):
-        assert _positive_number(hp[key]), key
     assert hp["beats_all"] == (
         hp["lstm_mse_scaled"] < hp["repeat_last_mse_scaled"]
         and hp["lstm_mse_scaled"] < hp["seasonal_naive_mse_scaled"]
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_windowing_10m_points_stays_a_view_of_the_series(quick_results: dict[str, Any]) -> None:
     w = quick_results["windowing"]
     assert w["rows"] == 10_000_000 and w["series_bytes"] == 40_000_000
@@ -115,21 +136,75 @@ def test_windowing_10m_points_stays_a_view_of_the_series(quick_results: dict[str
     assert w["peak_bytes"] < w["series_bytes"]  # views: nothing near the series' size is copied
 
 
-@pytest.mark.timeout(300)
-def test_accuracy_inference_cuda_and_environment_are_recorded(quick_results: dict[str, Any]) -> None:
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_accuracy_inference_load_and_environment_are_recorded(quick_results: dict[str, Any]) -> None:
     by_h = quick_results["accuracy"]["by_horizon"]
     assert set(by_h) == {"24"}  # quick mode: one short horizon
-    a = by_h["24"]
-    for key in ("lstm_mse_scaled", "repeat_last_mse_scaled", "seasonal_naive_mse_scaled"):
-        assert _positive_number(a[key]), key
-    assert isinstance(a["beats_all"], bool)
+    assert isinstance(by_h["24"]["beats_all"], bool)
+    assert "model_path" not in by_h["24"]  # scratch paths are dropped
     assert quick_results["inference"]["horizon"] == 24
-    assert "cuda" in quick_results
     assert quick_results["cuda"] is None or _positive_number(quick_results["cuda"]["samples_per_second"])
+    phases = [s["phase"] for s in quick_results["load"]["samples"]]
+    assert phases[0] == "start" and phases[-1] == "end" and "speed L336_H48" in phases
     env = quick_results["environment"]
     for key in ("torch_version", "torch_threads", "cpu_model", "date", "device"):
         assert env[key] not in (None, ""), key
     assert quick_results["quick"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_markdown_table_quotes_the_results_file(
+    quick_results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(quick_results))
+    assert report.main(["--input", str(path), "--markdown"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| measure | result |")
+    assert f"**{quick_results['train_speedup_vs_plain_loop']:.2f}x**" in table
+    assert f"{quick_results['windowing_peak_bytes_10m']:,} bytes" in table
+    assert "smoke check" in table and "load average" in table
+    assert "given to both loops in all" in table
+
+
+def test_report_names_a_missing_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report.main(["--input", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json does not exist; run `python benchmarks/run.py` first" in capsys.readouterr().err
+
+
+def test_spread_gives_median_range_and_quartiles() -> None:
+    s = spread([1.4, 2.0, 1.7, 1.5, 1.6])
+    assert (s["n"], s["median"], s["min"], s["max"]) == (5, 1.6, 1.4, 2.0)
+    assert (s["q1"], s["q3"]) == pytest.approx((1.5, 1.7))
+
+
+def test_paired_comparison_sees_a_consistent_difference() -> None:
+    ref = [0.20, 0.25, 0.30, 0.22, 0.28]
+    ours = [r * 1.10 for r in ref]  # 10 % worse at every seed: the pairing removes the seed spread
+    c = paired_comparison(ours, ref)
+    assert c["ci95"][0] > 0 and c["verdict"].startswith("ours higher (worse)")
+    assert c["diff_rel"] == pytest.approx(0.10)
+
+
+def test_paired_comparison_says_how_small_a_difference_it_could_detect() -> None:
+    ref = [0.20, 0.25, 0.30, 0.22, 0.28]
+    ours = [0.22, 0.23, 0.31, 0.20, 0.29]  # noise around zero, as large as 10 % of the mean
+    c = paired_comparison(ours, ref, detect_rel=0.04)
+    t975, t80 = t_quantiles(4)
+    assert c["min_detectable_diff"] == pytest.approx((t975 + t80) * c["diff_se"])
+    assert c["can_detect_rel"] is False
+    assert (
+        c["verdict"].startswith("no difference detected") and f"{c['min_detectable_rel']:.0%}" in c["verdict"]
+    )
+
+
+def test_paired_comparison_rejects_unpaired_lists_by_their_lengths() -> None:
+    with pytest.raises(ValueError, match="equal lengths, got 2 and 3"):
+        paired_comparison([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="df=0 must be at least 1"):
+        t_quantiles(0)
 
 
 def test_help_names_the_options() -> None:
@@ -137,5 +212,14 @@ def test_help_names_the_options() -> None:
         [sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for option in ("--quick", "--output", "--threads", "--budget-s", "--ablation", "--hourly-proxy"):
+    for option in (
+        "--quick",
+        "--output",
+        "--threads",
+        "--budget-s",
+        "--ablation",
+        "--hourly-proxy",
+        "--shapes",
+    ):
         assert option in proc.stdout
+    assert "smoke check, not a result" in " ".join(proc.stdout.split())  # argparse wraps lines
