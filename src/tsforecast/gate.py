@@ -132,6 +132,28 @@ def alias_version(client: Any, name: str, alias: str) -> int | None:
         raise
 
 
+# A database's refusal of a second row for the same alias (sqlite, PostgreSQL, MySQL wording):
+# MLflow upserts an alias as read-then-insert, so two registrations setting one alias at the same
+# instant make the later insert fail. It is a lost compare-and-set, not an error: re-read, decide.
+_CONCURRENT_WRITE = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def set_alias(client: Any, name: str, alias: str, version: int) -> bool:
+    """Point ``alias`` at ``version``; False when a concurrent registration set it at that instant."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as e:
+        if not any(marker in str(e) for marker in _CONCURRENT_WRITE):
+            raise
+        log.info(
+            "the %s alias of %s was set by another registration at the same instant: re-reading", alias, name
+        )
+        return False
+    return True
+
+
 def _settle(
     client: Any,
     name: str,
@@ -158,7 +180,7 @@ def _settle(
             log.info(
                 "the %s alias moved to v%s meanwhile, but v%d is better: moving it back", alias, now, version
             )
-            client.set_registered_model_alias(name, alias, str(version))
+            set_alias(client, name, alias, version)  # lost again: the next round re-reads it
     return decision
 
 
@@ -189,16 +211,19 @@ def apply_alias(
         if now != holder:  # someone moved it while we compared: decide again against them
             holder = now
             continue
-        client.set_registered_model_alias(name, alias, str(version))
-        break
+        if set_alias(client, name, alias, version):
+            break
+        holder = alias_version(client, name, alias)  # a concurrent registration won the write
     if not locked:
         decision = _settle(client, name, alias, version, judge, decision, holder)
     if decision.champion:
         if alias_version(client, name, challenger_alias) == version:
             client.delete_registered_model_alias(name, challenger_alias)
     elif decision.role == "challenger":
-        client.set_registered_model_alias(name, challenger_alias, str(version))
+        for _ in range(5):  # the challenger alias is last-writer-wins: only a lost write is retried
+            if set_alias(client, name, challenger_alias, version):
+                break
     return decision, previous
 
 
-__all__ = ["Contender", "Decision", "Incumbent", "alias_version", "apply_alias", "decide"]
+__all__ = ["Contender", "Decision", "Incumbent", "alias_version", "apply_alias", "decide", "set_alias"]
