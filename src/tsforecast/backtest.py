@@ -41,10 +41,10 @@ from tsforecast.evaluate import (
     repeat_last,
     seasonal_naive,
 )
-from tsforecast.io import atomic_file, write_json
+from tsforecast.inference import WindowBatches, predict_scaled
+from tsforecast.io import atomic_file, write_json, write_png
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
-from tsforecast.train import WindowBatches, predict_scaled
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
 log = logging.getLogger(__name__)
@@ -205,9 +205,7 @@ def plot_backtest(metrics: dict[str, Any], path: Path) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.legend()
     fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
 def run_backtest(evaluate: EvaluateConfig, backtest: BacktestConfig, paths: Paths) -> BacktestResult:

@@ -23,7 +23,7 @@ from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig
 from tsforecast.errors import ConfigError, DataError
 from tsforecast.inference import WindowBatches, predict_scaled
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interval_metrics
-from tsforecast.io import atomic_file, write_json
+from tsforecast.io import write_json, write_png
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
 from tsforecast.units import value_label
@@ -176,14 +176,6 @@ def interval_scores(
     return out
 
 
-def _savefig(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-
-
 COLORS = {MODEL_KEY: "tab:blue", "repeat_last": "tab:grey", "seasonal_naive": "tab:orange"}
 LABELS = {MODEL_KEY: "LSTM", "repeat_last": "repeat last", "seasonal_naive": "seasonal naive"}
 
@@ -238,7 +230,7 @@ def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    _savefig(fig, path)
+    write_png(fig, path)
     return picks
 
 
@@ -267,7 +259,7 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    _savefig(fig, path)
+    write_png(fig, path)
 
 
 def run_evaluate(

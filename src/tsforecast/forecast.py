@@ -22,7 +22,7 @@ from tsforecast.config import BUILTIN_TAYLOR, DataConfig, ForecastConfig
 from tsforecast.errors import DataError
 from tsforecast.forecasting import forecast_frame
 from tsforecast.intervals import level_name
-from tsforecast.io import atomic_file, read_json, write_json
+from tsforecast.io import atomic_file, read_json, write_json, write_png
 from tsforecast.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,7 @@ def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, titl
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.legend(loc="upper left", fontsize=9)
     fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
 def _load(choice: ModelChoice, paths: Paths) -> tuple[Any, dict[str, Any]]:

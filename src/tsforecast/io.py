@@ -83,6 +83,15 @@ def atomic_file(target: str | os.PathLike[str], mode: str = "w") -> Iterator[Any
         raise
 
 
+def write_png(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save a matplotlib figure as a PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     with atomic_file(path) as fh:

@@ -32,7 +32,7 @@ from tsforecast.errors import TrainingError
 from tsforecast.forecasting import calibrate_model
 from tsforecast.inference import WindowBatches, predict_scaled, select_device
 from tsforecast.intervals import INTERVALS_KEY
-from tsforecast.io import atomic_dir, write_json
+from tsforecast.io import atomic_dir, write_json, write_png
 from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import Paths
 from tsforecast.progress import progress_bar
@@ -313,8 +313,6 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tsforecast.io import atomic_file
-
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     ax.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3, label="train loss")
@@ -327,9 +325,7 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
 def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, paths: Paths) -> TrainResult:
