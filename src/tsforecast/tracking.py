@@ -64,6 +64,15 @@ def local_store(uri: str) -> Path | None:
     return None
 
 
+def _restore_env(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as ``saved`` had them (None: unset)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @contextlib.contextmanager
 def tracking(uri: str) -> Iterator[None]:
     """Point MLflow's tracking and registry at ``uri`` for the block, then restore.
@@ -85,11 +94,7 @@ def tracking(uri: str) -> Iterator[None]:
         yield
     finally:
         tracking_utils._tracking_uri, registry_utils._registry_uri = before
-        for key, value in env_before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore_env(env_before)
 
 
 @contextlib.contextmanager
@@ -110,11 +115,7 @@ def mlflow_context(uri: str) -> Iterator[None]:
             yield
     finally:
         mlflow_log.setLevel(saved_level)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore_env(saved_env)
 
 
 @contextlib.contextmanager
