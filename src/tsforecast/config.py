@@ -32,6 +32,8 @@ from pydantic import (
 from tsforecast.errors import ConfigError
 
 BUILTIN_TAYLOR = "builtin:taylor"
+BUILTIN_M4_HOURLY = "builtin:m4-hourly"
+DASK_SCHEMES = ("tcp://", "tls://")
 
 
 class _Section(BaseModel):
@@ -60,6 +62,8 @@ class DataConfig(_Section):
     path: str = BUILTIN_TAYLOR
     timestamp_column: str = "timestamp"
     target: str = "demand"
+    # the series id of a long file holding many series (a panel); None: the file is one series
+    id_column: str | None = None
     covariates: tuple[str, ...] = ()
     freq: str = "auto"
     fill_gaps: NonNegativeInt = 2
@@ -79,14 +83,22 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _columns_distinct(self) -> DataConfig:
-        names = [self.timestamp_column, self.target, *self.covariates]
+        ids = [] if self.id_column is None else [self.id_column]
+        names = [*ids, self.timestamp_column, self.target, *self.covariates]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(
-                f"columns {dup} are named more than once across timestamp_column, target "
+                f"columns {dup} are named more than once across id_column, timestamp_column, target "
                 "and covariates; each column has one role"
             )
+        if self.id_column is not None and not self.id_column.strip():
+            raise ValueError("id_column='' is not a column name; name the series id column or use null")
         return self
+
+    @property
+    def is_panel(self) -> bool:
+        """Whether the data holds many series (``id_column`` set)."""
+        return self.id_column is not None
 
 
 class SplitConfig(_Section):
@@ -173,6 +185,11 @@ class TrainConfig(_Section):
     # CPU only: split each batch over this many threads, one core each, and sum their
     # gradients (data parallelism inside one process); auto = min(torch threads, batch_size // 16, 8)
     cpu_shards: Literal["auto"] | PositiveInt = "auto"
+    # a panel (data.id_column set): an epoch is this many training windows drawn across the
+    # series (so its cost does not grow with the panel); auto = 16384. One series: every window.
+    windows_per_epoch: Literal["auto"] | PositiveInt = "auto"
+    # a panel: draw a series uniformly, then a window in it ("series"), or every window alike
+    sample_by: Literal["series", "windows"] = "series"
 
     @field_validator("device")
     @classmethod
@@ -232,9 +249,26 @@ class BacktestConfig(_Section):
 
 
 class OrchestrationConfig(_Section):
-    """Where Prefect sends the train stage."""
+    """Where Prefect sends the train stage, and where per-series work of a panel runs."""
 
     train_pool: Literal["local", "gpu"] = "local"
+    # None: in-process, or a local Dask cluster when the work pays for one;
+    # "tcp://host:port": the scheduler of an existing Dask cluster (`dask scheduler`)
+    dask_address: str | None = None
+
+    @field_validator("dask_address")
+    @classmethod
+    def _scheduler_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        rest = v.split("://", 1)[1] if "://" in v else ""
+        host, _, port = rest.rpartition(":")
+        if not v.startswith(DASK_SCHEMES) or not host or not port.isdigit():
+            raise ValueError(
+                f"{v!r} is not a scheduler address; use 'tcp://host:port' (as printed by "
+                "`dask scheduler`) or null to run locally"
+            )
+        return v
 
 
 # ``register`` is also the name of ABCMeta.register, which pydantic warns about; the

@@ -438,6 +438,11 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
         )
 
 
+def is_panel_dir(folder: str | Path) -> bool:
+    """Whether ``folder`` (data/prepared/) holds a panel written by :func:`save_panel`."""
+    return (Path(folder) / IDS_FILE).is_file()
+
+
 def _read_ids(path: Path) -> pd.Index:
     col = pd.read_parquet(path).iloc[:, 0]
     return pd.Index(col, name=col.name)
@@ -474,6 +479,7 @@ __all__ = [
     "PanelTooShortError",
     "WindowRanges",
     "build_panel",
+    "is_panel_dir",
     "load_panel",
     "needed_rows",
     "save_panel",
