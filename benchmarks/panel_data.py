@@ -16,6 +16,11 @@ with, drawn once per series from ``numpy.random.default_rng(seed)``:
 - noise: AR(1) on the log scale, phi_i ~ U(0, 0.8), marginal sd sigma_i ~ U(0.02, 0.1).
 
 Every factor is positive, so every value is (Naive2's multiplicative decomposition applies).
+
+Varying lengths (``min_length``): series i keeps only its last ``length_i`` steps, ``length_i``
+drawn uniformly from ``min_length .. length`` (a stream of its own, so the values of the kept
+steps do not change): the series start at different times and all end at the last grid step,
+as products or meters that joined later do.
 Memory: float32 throughout, built as one (length, n_series) block with numpy (the AR(1)
 recursion loops over time, vectorised across series); ids are categorical. 10,000 x 1,000 is
 10 M rows: about 40 MB of values, 80 MB of timestamps, 20 MB of id codes.
@@ -100,17 +105,33 @@ def synthetic_panel(
     id_column: str = "unique_id",
     timestamp_column: str = "timestamp",
     target: str = "value",
+    min_length: int | None = None,
 ) -> pd.DataFrame:
     """A long frame of ``n_series`` x ``length`` rows: ids ``S0`` .. (categorical), timestamps, float32 values.
 
     All series share the grid ``PANEL_START`` + k * ``freq``; rows are ordered by series, then time.
-    The same arguments give the same frame.
+    ``min_length``: each series keeps its last ``min_length .. length`` steps (drawn per series;
+    see the module docstring); None: every series has ``length`` steps. The same arguments
+    give the same frame.
     """
     values = synthetic_values(n_series, length, freq, seed)  # (n, length)
     n = values.shape[0]
     grid = pd.date_range(PANEL_START, periods=length, freq=freq).to_numpy()
-    codes = np.repeat(np.arange(n, dtype=np.min_scalar_type(max(n - 1, 0))), length)
+    kind = np.min_scalar_type(max(n - 1, 0))
+    if min_length is None:
+        codes = np.repeat(np.arange(n, dtype=kind), length)
+        stamps, flat = np.tile(grid, n), values.reshape(-1)
+    else:
+        lengths = series_lengths(n, length, min_length, seed)
+        keep = np.arange(length)[None, :] >= (length - lengths)[:, None]  # (n, length): the last steps
+        codes = np.repeat(np.arange(n, dtype=kind), lengths)
+        stamps, flat = np.broadcast_to(grid, values.shape)[keep], values[keep]
     ids = pd.Categorical.from_codes(codes, categories=pd.Index([f"S{i}" for i in range(n)]))
-    return pd.DataFrame(
-        {id_column: ids, timestamp_column: np.tile(grid, n), target: values.reshape(-1)}, copy=False
-    )
+    return pd.DataFrame({id_column: ids, timestamp_column: stamps, target: flat}, copy=False)
+
+
+def series_lengths(n_series: int, length: int, min_length: int, seed: int = 0) -> np.ndarray:
+    """Per-series lengths drawn uniformly from ``min_length .. length`` (int64, reproducible)."""
+    if isinstance(min_length, bool) or int(min_length) != min_length or not 2 <= min_length <= length:
+        raise ValueError(f"min_length={min_length!r} must be an integer from 2 to length={length}")
+    return np.random.default_rng([seed, 2]).integers(int(min_length), int(length), n_series, endpoint=True)

@@ -80,3 +80,23 @@ def test_bad_sizes_are_named(kwargs: dict[str, int], message: str) -> None:
     args = {"n_series": 2, "length": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
         synthetic_panel(**args)
+
+
+def test_varying_lengths_keep_each_series_tail_and_end_together() -> None:
+    full = synthetic_panel(40, 300, seed=5)
+    short = synthetic_panel(40, 300, seed=5, min_length=200)
+    sizes = short.groupby("unique_id", observed=True).size()
+    assert sizes.between(200, 300).all() and sizes.nunique() > 10
+    last = short.groupby("unique_id", observed=True)["timestamp"].max()
+    assert (last == PANEL_START + pd.Timedelta(hours=299)).all()
+    for sid in ("S0", "S17", "S39"):  # the kept steps are the full series' last ones, unchanged
+        tail = full.loc[full["unique_id"] == sid].iloc[-sizes[sid] :].reset_index(drop=True)
+        pd.testing.assert_frame_equal(short.loc[short["unique_id"] == sid].reset_index(drop=True), tail)
+
+
+@pytest.mark.parametrize("min_length", [1, 301, 2.5])
+def test_a_bad_min_length_is_named(min_length: float) -> None:
+    with pytest.raises(
+        ValueError, match=rf"min_length={min_length!r} must be an integer from 2 to length=300"
+    ):
+        synthetic_panel(3, 300, min_length=min_length)  # type: ignore[arg-type]
