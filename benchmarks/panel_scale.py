@@ -130,10 +130,9 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_once(
-    stage: str, root: Path, scratch: Path, timeout_s: float, profile: Path | None = None
-) -> dict[str, Any]:
+def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | None = None) -> dict[str, Any]:
     """One fresh-process run of ``stage`` on ``root``: the worker's numbers plus the tree's RSS peak."""
+    scratch, timeout_s, threads = args.scratch, args.timeout_s, args.threads
     tag = f"{root.name}-{stage}-{len(list(scratch.glob(f'{root.name}-{stage}-*.log')))}"
     out, log_path = scratch / f"{tag}.json", scratch / f"{tag}.log"
     cmd = [sys.executable, str(WORKER), stage, str(root), str(out)]
@@ -141,6 +140,8 @@ def run_once(
     env = clean_env()
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     env.pop("MLFLOW_TRACKING_URI", None)  # the scratch folder's own store, never a user's server
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     load = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log_path, "w") as fh:
@@ -175,7 +176,7 @@ def measure_cell(stage: str, root: Path, n: int, args: argparse.Namespace) -> di
     runs: list[dict[str, Any]] = []
     note = None
     for r in range(args.repeats):
-        runs.append(run_once(stage, root, args.scratch, args.timeout_s))
+        runs.append(run_once(stage, root, args))
         log(
             f"  {n:>6} series {stage:<9} run {r + 1}: {runs[-1]['stage_s']:8.2f} s, {runs[-1]['peak_mb']:6.0f} MB"
         )
@@ -194,7 +195,7 @@ def measure_cell(stage: str, root: Path, n: int, args: argparse.Namespace) -> di
         cell["note"] = note
     if args.profile:
         prof = args.profile / f"{n}-{stage}.prof"
-        run_once(stage, root, args.scratch, args.timeout_s, profile=prof)
+        run_once(stage, root, args, profile=prof)
         cell["profile"] = str(prof)
     return cell
 
@@ -315,6 +316,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--max-cell-s", type=float, default=240.0, help="a first run longer than this is not repeated"
     )
     ap.add_argument("--timeout-s", type=float, default=1200.0, help="one run longer than this fails")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for the stages (default: torch's own choice)",
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     ap.add_argument("--workdir", type=Path, default=None, help="where scratch repo folders go (default: tmp)")
@@ -359,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": PANEL_PARAMS,
             "overrides": args.overrides,
             "rss_sample_s": SAMPLE_S,
+            "threads": args.threads,
         },
         "environment": env | {"loadavg_end": list(os.getloadavg()), "total_s": time.perf_counter() - t0},
     }
