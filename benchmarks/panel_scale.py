@@ -32,7 +32,7 @@ spread ``wall_s_min``..``wall_s_max`` and every run kept (never the best run); `
 adds the interpreter start and imports (what ``tsforecast STAGE`` costs). ``peak_mb`` is the
 peak resident memory of the stage's process tree (the stage process plus any Dask workers it
 starts), sampled every 50 ms from outside, median over the runs with its spread;
-``rss_self_mb`` is the stage process's exact peak (``ru_maxrss``), ``rss_imports_mb`` its
+``rss_self_mb`` is the stage process's exact peak (``VmHWM``), ``rss_imports_mb`` its
 peak after the imports alone. A first run over ``--max-cell-s`` is not repeated (the cell
 says so). ``growth_per_10x`` has, per stage and pair of sizes, the ratio of the times
 (``time_x``), of the times per series (``per_series_x``: 1.0 = flat, the target) and of the
@@ -162,8 +162,8 @@ def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | N
         raise StageFailed(f"{stage} exited {proc.returncode}; last lines of {log_path}:\n{tail}")
     run = read_json(out)
     run.update(process_s=process_s, load_1m=load)
-    # the sampler can miss the last 50 ms; the exact peaks of the process and its largest child bound it
-    run["peak_mb"] = max(peak / 2**20, run["rss_self_mb"], run["rss_children_mb"])
+    # the sampler can miss a spike shorter than SAMPLE_S; the stage process's exact peak bounds it
+    run["peak_mb"] = max(peak / 2**20, run["rss_self_mb"])
     return run
 
 
@@ -188,7 +188,7 @@ def measure_cell(stage: str, root: Path, n: int, args: argparse.Namespace) -> di
     cell |= _spread([r["peak_mb"] for r in runs], "peak_mb")
     cell["process_s"] = statistics.median(r["process_s"] for r in runs)
     cell["per_series_ms"] = 1e3 * cell["wall_s"] / n
-    for key in ("rss_self_mb", "rss_imports_mb", "rss_children_mb", "import_s"):
+    for key in ("rss_self_mb", "rss_imports_mb", "import_s"):
         cell[key] = statistics.median(r[key] for r in runs)
     cell["runs"] = runs
     if note:

@@ -9,9 +9,12 @@ Loads ``ROOT/params.yaml``, runs ``tsforecast.stages.run_stage(STAGE, cfg, Paths
 - ``stage_s``: the ``run_stage`` call alone;
 - ``rss_imports_mb``: this process's peak RSS after the imports (the interpreter, numpy,
   pandas, torch, ...: the floor every stage pays);
-- ``rss_self_mb``: this process's peak RSS (``ru_maxrss``) at the end, exact;
-- ``rss_children_mb``: the largest peak RSS among its waited-for children (the workers of a
-  local Dask cluster that a stage started, once closed); 0 when there were none.
+- ``rss_self_mb``: this process's peak RSS at the end, exact.
+
+Peaks are ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's own memory
+map. Not ``getrusage().ru_maxrss``: Linux carries the parent's peak across ``vfork`` + ``exec``
+into it (a stage started by a 550 MB parent reported at least 550 MB), and a child forked
+from this process starts from this process's peak. Off Linux, ``ru_maxrss`` is the fallback.
 
 With ``--profile PROF`` the stage runs under ``cProfile`` and the stats go to PROF (that run's
 times are slowed by the profiler: not a measurement).
@@ -31,8 +34,16 @@ HERE = Path(__file__).resolve().parent
 T0 = time.perf_counter()
 
 
-def _peak_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+def _peak_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.root / "params.yaml")
     paths = Paths.from_root(args.root)
     import_s = time.perf_counter() - T0
-    rss_imports = _peak_mb(resource.RUSAGE_SELF)
+    rss_imports = _peak_mb()
 
     started = time.perf_counter()
     if args.profile is None:
@@ -70,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "import_s": import_s,
         "stage_s": stage_s,
         "rss_imports_mb": rss_imports,
-        "rss_self_mb": _peak_mb(resource.RUSAGE_SELF),
-        "rss_children_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+        "rss_self_mb": _peak_mb(),
     }
     args.result.write_text(json.dumps(result))
     return 0
