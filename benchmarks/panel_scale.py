@@ -264,6 +264,20 @@ def targets(rows: list[dict[str, Any]], stages: list[str], grow: dict[str, Any])
     }
 
 
+def compare_threads(
+    row: dict[str, Any], other: dict[str, Any], threads: int, stages: list[str]
+) -> dict[str, Any]:
+    """The largest size run again with ``threads`` intra-op threads: its row and, per stage, the
+    default run's time over this one's (above 1: the default is slower)."""
+    ok = [s for s in stages if _ok(row.get(s)) and _ok(other.get(s))]
+    return {
+        "threads": threads,
+        "n_series": other["n_series"],
+        "row": other,
+        "default_over_threads_time_x": {s: row[s]["wall_s"] / max(other[s]["wall_s"], 1e-9) for s in ok},
+    }
+
+
 def _cell_text(cell: Any) -> tuple[str, str, str, str]:
     if not _ok(cell):
         what = "failed" if "error" in (cell or {}) else "skipped"
@@ -294,6 +308,16 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
     for pair, per in result["growth_per_10x"].items():
         parts = [f"{s} x{g['time_x']:.2f} ({g['per_series_x']:.2f}/series)" for s, g in per.items()]
         lines.append(("\n" if markdown else "") + f"growth {pair}: " + ", ".join(parts))
+    if cmp := result.get("threads_comparison"):
+        parts = [
+            f"{s} {_cell_text(cmp['row'][s])[0]} s, {_cell_text(cmp['row'][s])[2]} MB (default x{x:.2f})"
+            for s, x in cmp["default_over_threads_time_x"].items()
+        ]
+        lines.append(
+            ("\n" if markdown else "")
+            + f"OMP_NUM_THREADS={cmp['threads']} at {cmp['n_series']:,} series: "
+            + ", ".join(parts)
+        )
     t = result["targets"]
     lines.append(
         ("\n" if markdown else "")
@@ -321,6 +345,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help="OMP_NUM_THREADS for the stages (default: torch's own choice)",
+    )
+    ap.add_argument(
+        "--also-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="then run the largest size again with OMP_NUM_THREADS=N (threads_comparison in the JSON)",
     )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -353,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(logs) if not args.keep else Path(tempfile.mkdtemp(prefix="pscale-keep-", dir=args.workdir))
         )
         rows = [run_size(n, args.stages, args) for n in sorted(args.sizes)]
+        if args.also_threads:
+            log(f"the largest size again with OMP_NUM_THREADS={args.also_threads}")
+            alt = argparse.Namespace(**(vars(args) | {"threads": args.also_threads}))
+            other = run_size(rows[-1]["n_series"], args.stages, alt)
     grow = growth(rows, args.stages)
     result = {
         "sizes": rows,
@@ -370,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "environment": env | {"loadavg_end": list(os.getloadavg()), "total_s": time.perf_counter() - t0},
     }
+    if args.also_threads:
+        result["threads_comparison"] = compare_threads(rows[-1], other, args.also_threads, args.stages)
     print(table(result))
     if args.keep:
         print(f"scratch logs kept in {args.scratch}", file=sys.stderr)

@@ -130,3 +130,20 @@ def test_a_tiny_run_measures_every_stage_through_the_stage_table(tmp_path: Path)
     assert set(result["growth_per_10x"]["6->12"]) == set(panel_scale.STAGES)
     assert result["targets"]["all_stages_ran"] and math.isfinite(result["targets"]["total_wall_s"])
     assert not list(tmp_path.glob("pscale-*")), "scratch folders are removed"
+
+
+def test_the_threads_comparison_gives_the_default_over_the_pinned_time() -> None:
+    rows = _rows()
+    pinned = {"n_series": 10_000, "validate": _cell(10.0, 1400, 10_000), "train": {"error": "boom"}}
+    cmp = panel_scale.compare_threads(rows[1], pinned, 1, ["validate", "train"])
+    assert cmp["threads"] == 1 and cmp["n_series"] == 10_000
+    assert cmp["default_over_threads_time_x"] == {"validate": pytest.approx(3.0)}
+    grow = panel_scale.growth(rows, ["validate", "train"])
+    result = {
+        "sizes": rows,
+        "growth_per_10x": grow,
+        "targets": panel_scale.targets(rows, ["validate", "train"], grow),
+        "config": {"stages": ["validate", "train"]},
+        "threads_comparison": cmp,
+    }
+    assert "OMP_NUM_THREADS=1 at 10,000 series: validate 10.00 (9.00-12.00) s" in panel_scale.table(result)
