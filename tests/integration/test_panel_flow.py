@@ -50,7 +50,13 @@ def panel_frame(n_series: int = N_SERIES, seed: int = 3) -> pd.DataFrame:
 
 def panel_params(address: str) -> dict:
     return {
-        "data": {"path": "data/external/panel.csv", "id_column": "series", "covariates": []},
+        "data": {
+            "path": "data/external/panel.csv",
+            "id_column": "series",
+            "timestamp_column": "time",
+            "target": "load",
+            "covariates": [],
+        },
         "split": {"train": 120, "val": 24, "test": 24, "lookback": True},
         "window": {"input_size": 48, "horizon": HORIZON, "stride": 1},
         "train": {"epochs": 2, "batch_size": 64, "patience": 2, "windows_per_epoch": 512},
