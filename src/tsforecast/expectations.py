@@ -1,7 +1,7 @@
 """The validate stage's expectations: what is checked, on which columns, and how a failure reads.
 
 Pure: builds the frame Great Expectations validates and one :class:`Check` per expectation;
-``validate.run_suite`` runs them. Rules GX has no expectation for are computed with pandas
+``gx_suite.run_suite`` runs them. Rules GX has no expectation for are computed with pandas
 into derived columns of the validated frame, and GX checks those columns:
 
 - ``<timestamp>.on_grid``: whether each timestamp lies on the regular grid of the frequency;
