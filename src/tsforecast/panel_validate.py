@@ -319,6 +319,22 @@ def _gap(checks: ChunkChecks, grid: PanelGrid, i: int, c: int, tz: Any) -> str:
     return f"{length} missing steps from {_stamp(at[0], tz)} to {_stamp(at[1], tz)}"
 
 
+def _freq_mismatch(a: Arranged, grid: PanelGrid, data: DataConfig, source: str) -> str | None:
+    """A line when the panel's most common step is not one step of a given data.freq."""
+    pos = grid.pos
+    same = np.ones(pos.size, dtype=bool)
+    same[np.cumsum(a.lengths)[:-1]] = False  # a series' first row
+    steps = np.diff(pos)[same[1:] & (pos[1:] >= 0) & (pos[:-1] >= 0)]
+    steps = steps[steps > 0]
+    if steps.size == 0 or int(np.bincount(np.minimum(steps, 1000)).argmax()) == 1:
+        return None
+    alias = panel_offset(a, "auto").freqstr
+    return (
+        f"{source}: column '{data.timestamp_column}': values must step by data.freq={data.freq!r}: the "
+        f"panel's most common step is {alias}; set data.freq={alias!r} or 'auto'"
+    )
+
+
 def check_series(a: Arranged, grid: PanelGrid, fill_gaps: int, address: str | None) -> ChunkChecks:
     """Run :func:`check_chunk` over chunks of series (on Dask at ``address``) and join the results."""
     heads = np.concatenate([[0], np.cumsum(a.lengths)])
@@ -405,6 +421,8 @@ def validate_panel(
         raise _fail(paths, _report(source, data, results), lines)
     a = arrange(raw, data)  # pure
     grid = grid_positions(a, panel_offset(a, data.freq))
+    if data.freq != "auto" and (wrong := _freq_mismatch(a, grid, data, source)):
+        raise _fail(paths, _report(source, data, results), [wrong])
     checks = check_series(a, grid, data.fill_gaps, orchestration.dask_address)  # pure, maybe on Dask
     lines = series_problems(checks, a, grid, data, source)
     sound = ~checks.bad
