@@ -249,8 +249,11 @@ def run_frame_suite(plan: Plan, paths: Paths) -> tuple[list[dict[str, Any]], lis
 # --------------------------------------------------------------------------- one report
 
 
-def _rule(source: str, col: str, n_bad: int, total: int, rule: str, items: list[str], fix: str) -> str:
-    return f"{source}: column '{col}': {n_bad} of {total} series {rule}: {name_series(items, n_bad)}; {fix}"
+def _rule(
+    source: str, col: str | list[str], n_bad: int, total: int, rule: str, items: list[str], fix: str
+) -> str:
+    where = f"column '{col}'" if isinstance(col, str) else f"columns {list(col)}"
+    return f"{source}: {where}: {n_bad} of {total} series {rule}: {name_series(items, n_bad)}; {fix}"
 
 
 def series_problems(
@@ -291,13 +294,21 @@ def series_problems(
                 _rule(source, col, n, S, "hold non-finite values (inf)", items,
                       "replace them with numbers (or empty cells to have them interpolated)")
             )  # fmt: skip
-        n, items = named(checks.long[:, c] > 0, lambda i, c=c: _gap(checks, grid, i, c, tz))
-        if n:
-            lines.append(
-                _rule(source, col, n, S, f"have gaps (missing timestamps or empty values) longer than "
-                      f"data.fill_gaps={data.fill_gaps}", items,
-                      "fill them in the source, drop those series or stretches, or raise data.fill_gaps")
-            )  # fmt: skip
+    long = checks.long > 0  # (S, C): one line for every column (a missing timestamp is in all)
+    first_col = long.argmax(axis=1)
+    n, items = named(
+        long.any(axis=1),
+        lambda i: (
+            _gap(checks, grid, i, first_col[i], tz)
+            + (f" in '{columns[first_col[i]]}'" if len(columns) > 1 else "")
+        ),
+    )
+    if n:
+        lines.append(
+            _rule(source, data.target if len(columns) == 1 else columns, n, S,
+                  f"have gaps (missing timestamps or empty values) longer than data.fill_gaps={data.fill_gaps}",
+                  items, "fill them in the source, drop those series or stretches, or raise data.fill_gaps")
+        )  # fmt: skip
     n, items = named(checks.flat, lambda i: f"every value is {checks.flat_value[i]:g}")
     if n:
         lines.append(

@@ -179,6 +179,19 @@ def test_gaps_longer_than_fill_gaps_name_each_series_and_its_first_long_gap(make
     assert "or raise data.fill_gaps" in line
 
 
+def test_gaps_of_every_column_make_one_line_naming_the_column_of_each_series_first_gap(make_repo):
+    frame = drop(panel_frame(3, shuffle=False), "s0", [10, 11, 12])  # missing in every column
+    frame["temp"] = np.cos(np.arange(len(frame)))
+    frame.loc[frame.index[frame["sid"] == "s2"][20:24], "temp"] = np.nan  # in temp only
+    repo = make_repo(frame, id_column="sid", covariates=["temp"])
+
+    (line,) = lines_with(failure(repo), "gaps")
+
+    assert line.startswith("series.csv: columns ['y', 'temp']: 2 of 3 series have gaps")
+    assert "s0 (3 missing steps from 2000-01-01 10:00:00 to 2000-01-01 12:00:00 in 'y')" in line
+    assert "s2 (4 missing steps from 2000-01-01 22:00:00 to 2000-01-02 01:00:00 in 'temp')" in line
+
+
 def test_a_series_with_no_value_at_all_is_a_gap_that_cannot_be_filled(make_repo):
     frame = panel_frame(2)
     frame.loc[frame["sid"] == "s1", "y"] = np.nan
