@@ -213,7 +213,12 @@ def run_ingest(data: DataConfig, paths: Paths) -> IngestResult:
     with atomic_dir(paths.raw) as tmp:  # edge: atomic write
         df.to_parquet(tmp / RAW_FILE, index=False)
         write_json(tmp / RAW_META, meta)
-    log.info("ingested %d rows from %s%s", len(df), source, f" ({meta['n_series']} series)" if data.is_panel else "")
+    log.info(
+        "ingested %d rows from %s%s",
+        len(df),
+        source,
+        f" ({meta['n_series']} series)" if data.is_panel else "",
+    )
     return IngestResult(n_rows=len(df), columns=list(df.columns), source=source)
 
 
