@@ -5,8 +5,9 @@ Two layers, each reporting *every* problem it finds in one :class:`DataValidatio
 1. **The frame** (Great Expectations, :func:`tsforecast.gx_suite.run_suite`): the id,
    timestamp, target and covariate columns exist, ids and timestamps are never empty, the
    target and covariates are numeric. The Data Docs show this suite.
-2. **Each series**, vectorised over chunks of series (:func:`check_chunk` through
-   :func:`tsforecast.parallel.map_series`, on Dask at ``orchestration.dask_address``): one
+2. **Each series**, vectorised over chunks of series
+   (:func:`tsforecast.panel_checks.check_chunk` through :func:`tsforecast.parallel.map_series`,
+   on Dask at ``orchestration.dask_address``): one
    frequency for the whole panel (``data.freq`` or inferred), each series on its own grid of
    it (fixed steps: from the series' first timestamp; calendar steps such as ``MS``: on the
    panel's calendar), no duplicate timestamps, finite values, gaps (missing steps or empty
