@@ -15,7 +15,9 @@ Two layers, each reporting *every* problem it finds in one :class:`DataValidatio
    split and the window (:func:`tsforecast.panel.split_bounds`). Each rule is one line naming
    the bad series (the first :data:`~tsforecast.panel.MAX_NAMED`, then a count).
 
-Rows may come in any order: series are kept in order of first appearance, rows by time.
+Rows may come in any order: series are kept in order of first appearance, rows by time. A
+series runs from its first target value to its last: rows with an empty target before or after
+(the padding of a wide table turned long) are dropped, and counted in the report.
 Gaps are filled by linear interpolation over grid steps inside each series (never across
 series; at a series' edge the nearest value is repeated). On success ``data/validated/``
 holds the long frame (id as a categorical of text ids, timestamp, float64 columns) and its
@@ -72,10 +74,33 @@ class Arranged:
     values: np.ndarray  # (rows, C) float64
     tz: Any
     unit: str
+    trimmed: int = 0  # rows with an empty target before a series' first value or after its last
+
+
+def trim_edges(a: Arranged) -> Arranged:
+    """Drop the rows with an empty target before each series' first value and after its last
+    (the padding of a wide table turned long); a series with no value at all is kept whole, for
+    the gap rule to name it. Vectorised."""
+    has = ~np.isnan(a.values[:, 0])
+    if has.all():
+        return a
+    heads = np.cumsum(a.lengths) - a.lengths
+    seg = np.repeat(np.arange(a.lengths.size), a.lengths)
+    idx = np.arange(has.size)
+    first = np.minimum.reduceat(np.where(has, idx, has.size), heads)
+    last = np.maximum.reduceat(np.where(has, idx, -1), heads)
+    empty = (last < 0)[seg]
+    keep = empty | ((idx >= first[seg]) & (idx <= last[seg]))
+    if keep.all():
+        return a
+    lengths = np.bincount(seg[keep], minlength=a.lengths.size).astype(np.int64)
+    values = np.ascontiguousarray(a.values[keep])
+    return Arranged(a.ids, lengths, a.ts[keep], values, a.tz, a.unit, int((~keep).sum()))
 
 
 def arrange(raw: pd.DataFrame, data: DataConfig) -> Arranged:
-    """Factorise the ids, sort rows by (series, time) only when they are not already (pure)."""
+    """Factorise the ids, sort rows by (series, time) only when they are not already, trim each
+    series' empty edges (:func:`trim_edges`) (pure)."""
     codes, uniques = factorize_ids(raw[data.id_column])
     tsc = pd.DatetimeIndex(raw[data.timestamp_column])
     ts = tsc.as_unit("ns").asi8  # UTC instants for a tz-aware column
@@ -89,7 +114,7 @@ def arrange(raw: pd.DataFrame, data: DataConfig) -> Arranged:
         ts, values = ts[order], values[order]
     lengths = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
     ids = pd.Index(pd.Index(uniques).astype(str), name=data.id_column)
-    return Arranged(ids, lengths, ts, np.ascontiguousarray(values), tsc.tz, tsc.unit)
+    return trim_edges(Arranged(ids, lengths, ts, np.ascontiguousarray(values), tsc.tz, tsc.unit))
 
 
 def _stamp(value: int, tz: Any) -> pd.Timestamp:
@@ -432,6 +457,8 @@ def validate_panel(
     if lines:
         raise _fail(paths, _report(source, data, results), lines)
     a = arrange(raw, data)  # pure
+    if a.trimmed:
+        log.info("dropped %d rows with an empty target before or after a series' values", a.trimmed)
     grid = grid_positions(a, panel_offset(a, data.freq))
     if data.freq != "auto" and (wrong := _freq_mismatch(a, grid, data, source)):
         raise _fail(paths, _report(source, data, results), [wrong])
@@ -447,6 +474,7 @@ def validate_panel(
     counts = {
         "n_series": S,
         "n_raw_rows": len(raw),
+        "n_trimmed_rows": a.trimmed,
         "freq": freq,
         "n_series_bad": int((~sound | short).sum()),
         "lengths": {"min": int(checks.size.min()), "median": float(np.median(checks.size)),

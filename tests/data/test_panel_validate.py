@@ -81,22 +81,41 @@ def test_clean_panel_is_written_by_series_in_first_appearance_order_then_time(ma
 
 def test_short_gaps_are_filled_inside_each_series_never_from_its_neighbour(make_repo):
     frame = panel_frame(3)
+    frame["x"] = frame["y"] * 2
     frame = drop(frame, "s1", [1])  # a missing timestamp in s1: between s1's rows 0 and 2
     first_s2 = frame[frame["sid"] == "s2"]["timestamp"].idxmin()
-    frame.loc[first_s2, "y"] = np.nan  # s2's first value empty: s2's next value, not s1's last
+    frame.loc[first_s2, "x"] = np.nan  # s2's first covariate empty: s2's next value, not s1's last
+    last_s1 = frame[frame["sid"] == "s1"]["timestamp"].idxmax()
+    frame.loc[last_s1, "x"] = np.nan  # s1's last: s1's previous value, not s2's first
+    repo = make_repo(frame, id_column="sid", covariates=["x"])
+
+    result = validate(repo)
+
+    out = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)
+    s1, s2 = (out[out["sid"] == sid] for sid in ("s1", "s2"))
+    y1, x1 = s1["y"].to_numpy(), s1["x"].to_numpy()
+    assert len(s1) == N and y1[1] == pytest.approx((y1[0] + y1[2]) / 2)
+    assert x1[-1] == x1[-2] == pytest.approx(2 * (1000 + N - 2 + np.sin(N - 2)))
+    assert s2["x"].iloc[0] == s2["x"].iloc[1] == pytest.approx(2 * (2001 + np.sin(1)))
+    assert result.n_filled == 3
+    assert read_json(repo.paths.validated / VALIDATED_META)["filled"] == {"s1": 2, "s2": 1}
+    report = read_json(repo.paths.reports / "validation.json")
+    assert (report["n_series_filled"], report["filled_by_series"]) == (2, {"s1": 2, "s2": 1})
+
+
+def test_empty_targets_before_and_after_a_series_values_are_dropped_not_filled(make_repo):
+    frame = panel_frame(3, shuffle=False)  # as a wide table of unequal series turned long:
+    frame.loc[frame.index[frame["sid"] == "s1"][-6:], "y"] = np.nan  # s1 padded at its end
+    frame.loc[frame.index[frame["sid"] == "s2"][:4], "y"] = np.nan  # s2 at its start
     repo = make_repo(frame, id_column="sid")
 
     result = validate(repo)
 
     out = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)
-    s1 = out[out["sid"] == "s1"]["y"].to_numpy()
-    s2 = out[out["sid"] == "s2"]["y"].to_numpy()
-    assert len(s1) == N and s1[1] == pytest.approx((s1[0] + s1[2]) / 2)
-    assert s2[0] == s2[1] == pytest.approx(2001 + np.sin(1))
-    assert result.n_filled == 2
-    assert read_json(repo.paths.validated / VALIDATED_META)["filled"] == {"s1": 1, "s2": 1}
-    report = read_json(repo.paths.reports / "validation.json")
-    assert (report["n_series_filled"], report["filled_by_series"]) == (2, {"s1": 1, "s2": 1})
+    lengths = out.groupby("sid", observed=True, sort=False).size()
+    assert lengths.to_dict() == {"s0": N, "s1": N - 6, "s2": N - 4} and result.n_filled == 0
+    assert out[out["sid"] == "s2"]["timestamp"].iloc[0] == pd.Timestamp("2000-01-01 06:00")
+    assert read_json(repo.paths.reports / "validation.json")["n_trimmed_rows"] == 10
 
 
 def test_tz_aware_panel_keeps_its_zone(make_repo):
@@ -138,7 +157,12 @@ def test_duplicate_timestamps_name_every_series_that_repeats_one(make_repo):
     (line,) = lines_with(failure(repo), "repeat a timestamp")
 
     assert line.startswith("series.csv: column 'timestamp': 2 of 4 series repeat a timestamp: s")
-    assert "s1 (1 repeated, e.g. 2000-01-01 01:00:00)" in line and "s3 (1 repeated, e.g. " in line and "s0" not in line and "s2" not in line
+    assert (
+        "s1 (1 repeated, e.g. 2000-01-01 01:00:00)" in line
+        and "s3 (1 repeated, e.g. " in line
+        and "s0" not in line
+        and "s2" not in line
+    )
     assert line.endswith("timestamps must be unique within a series - drop or aggregate duplicates")
 
 
