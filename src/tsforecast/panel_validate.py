@@ -38,7 +38,7 @@ from pandas.tseries.offsets import BaseOffset, Tick
 
 from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataValidationError
-from tsforecast.expectations import NUMERIC_TYPES, Check, Plan
+from tsforecast.expectations import Plan, panel_frame_plan
 from tsforecast.freq import infer_offset, offset_of_step
 from tsforecast.gx_suite import details, run_suite
 from tsforecast.io import atomic_dir, write_json
@@ -189,70 +189,6 @@ def grid_positions(a: Arranged, offset: BaseOffset) -> PanelGrid:
     pos = np.where((found >= 0) & (start[seg] >= 0), found - start[seg], -1)
     # a calendar as long as the longest grid could reach past the data's end (filled steps never do)
     return PanelGrid(offset, pos, first_ts, calendar.asi8, np.maximum(start, 0))
-
-
-def frame_plan(raw: pd.DataFrame, data: DataConfig, source: str) -> Plan:
-    """The GX checks over the whole frame: columns exist, ids and timestamps present, values numeric."""
-    import great_expectations.expectations as gxe
-
-    columns = list(raw.columns)
-    frame = raw.copy(deep=False)
-    checks: list[Check] = []
-    roles = [
-        (data.id_column, "data.id_column"),
-        (data.timestamp_column, "data.timestamp_column"),
-        (data.target, "data.target"),
-        *((c, "data.covariates") for c in data.covariates),
-    ]
-    for col, key in roles:
-        checks.append(
-            Check(
-                gxe.ExpectColumnToExist(column=col),
-                col,
-                lambda r, col=col, key=key: (
-                    f"{source}: column '{col}': column not found; columns are {columns}; set {key}"
-                ),
-            )
-        )
-    for col, what in ((data.id_column, "series id"), (data.timestamp_column, "timestamp")):
-        if col in columns:
-            nulls = raw[col].isna().to_numpy()
-            checks.append(
-                Check(
-                    gxe.ExpectColumnValuesToNotBeNull(column=col),
-                    col,
-                    lambda r, col=col, what=what, nulls=nulls: (
-                        f"{source}: column '{col}': values must "
-                        f"not be empty: {int(nulls.sum())} row(s) without a {what} (rows "
-                        f"{', '.join(map(str, np.flatnonzero(nulls)[:5]))}); every row needs one"
-                    ),
-                )
-            )
-    for col in [data.target, *data.covariates]:
-        if col not in columns:
-            continue
-        values = raw[col]
-        numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
-        if numeric and isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
-            frame[col] = values.to_numpy(dtype="float64", na_value=np.nan)
-        checks.append(
-            Check(
-                gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=NUMERIC_TYPES),
-                col,
-                lambda r, col=col, values=values: _explain_type(source, col, values),
-            )
-        )
-    return Plan(frame=frame, checks=checks)
-
-
-def _explain_type(source: str, col: str, values: pd.Series) -> str:
-    bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
-    items = ", ".join(f"{v!r} (row {i})" for i, v in bad.iloc[:5].items())
-    return (
-        f"{source}: column '{col}': values must be numeric: dtype is {values.dtype}"
-        + (f", e.g. {items} ({len(bad)} in all)" if items else "")
-        + "; fix or remove the non-numeric values (leave a cell empty to have it interpolated)"
-    )
 
 
 def run_frame_suite(plan: Plan, paths: Paths) -> tuple[list[dict[str, Any]], list[str]]:
@@ -451,7 +387,7 @@ def validate_panel(
 ) -> PanelValidateResult:  # fmt: skip
     """Frame checks (GX), then every series' checks in chunks; write ``data/validated/`` if all hold."""
     assert data.id_column is not None
-    plan = frame_plan(raw, data, source)  # pure
+    plan = panel_frame_plan(raw, data, source)  # pure
     log.info("validating %d rows of %s as a panel by %r", len(raw), source, data.id_column)
     results, lines = run_frame_suite(plan, paths)  # edge: Data Docs
     if lines:
