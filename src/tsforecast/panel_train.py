@@ -226,10 +226,25 @@ def panel_extra(
     }
 
 
-def _timestamp_column(prepared: Path) -> str:
-    """The timestamp column's name as the window stage recorded it (default ``timestamp``)."""
-    meta = read_json(prepared / META_FILE)
-    return str(meta.get("timestamp_column") or DEFAULT_TIMESTAMP_COLUMN)
+def timestamp_column(paths: Paths) -> str:
+    """The timestamp column's name, which the model file records for serving.
+
+    From ``data/prepared/meta.json`` (``timestamp_column``) where the window stage records it,
+    else ``data/validated/meta.json``, else the one datetime column of the validated frame's
+    schema, else ``timestamp``.
+    """
+    for meta_path in (paths.prepared / META_FILE, paths.validated / META_FILE):
+        if meta_path.is_file() and read_json(meta_path).get("timestamp_column"):
+            return str(read_json(meta_path)["timestamp_column"])
+    frame = paths.validated / "data.parquet"
+    if frame.is_file():
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(frame)
+        times = [f.name for f in schema if str(f.type).startswith("timestamp")]
+        if len(times) == 1:
+            return times[0]
+    return DEFAULT_TIMESTAMP_COLUMN
 
 
 def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> TrainResult:
@@ -241,7 +256,7 @@ def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> Trai
     ckpt = paths.checkpoints / CHECKPOINT
     fp = fingerprint(cfg, paths.prepared, (VALUES_FILE, ARRAYS_FILE, IDS_FILE, META_FILE))
     net, info = fit_panel(cfg, panel, device, ckpt, fp, progress=show_progress())  # compute
-    extra = panel_extra(net, panel, cfg, resolved, info, _timestamp_column(paths.prepared))
+    extra = panel_extra(net, panel, cfg, resolved, info, timestamp_column(paths))
     metrics = train_metrics(
         info,
         device,
