@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
+from tsforecast import train as train_mod
 from tsforecast.config import Config, load_config
 from tsforecast.io import write_json
 from tsforecast.panel import Panel, build_panel, save_panel
@@ -76,3 +79,14 @@ def write_panel_repo(root: Path, cfg: Config, frame: pd.DataFrame) -> Paths:
     write_json(paths.validated / "meta.json", {"freq": "h", "id_column": ID, "n_series": frame[ID].nunique()})
     save_panel(make_panel(cfg, frame), paths.prepared)
     return paths
+
+
+@pytest.fixture(name="quiet_training")
+def fixture_quiet_training(monkeypatch: pytest.MonkeyPatch):
+    """fp32 on the CPU, no bars, no process-wide math switches; torch's thread count put back."""
+    monkeypatch.setenv("TSFORECAST_CPU_BF16", "0")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -96,17 +96,12 @@ def unit_label(data: DataConfig) -> str:
     return f"{data.target} ({unit})" if unit else data.target
 
 
-def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, title: str, path: Path) -> None:
-    """The recent history, the forecast and its band(s), on one axis in the data's units."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _draw(ax: Any, history: pd.DataFrame, out: pd.DataFrame, data: DataConfig) -> None:
+    """On ``ax``: the last 4 H steps of ``history``, the forecast and its band(s), in the data's units."""
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
     H = len(out)
     recent = history.iloc[-min(len(history), 4 * H) :]
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     ax.plot(recent[data.timestamp_column], recent[data.target], color="black", lw=1.1, label="history")
     levels = sorted((c[3:] for c in out.columns if c.startswith("lo_")), key=float, reverse=True)
     for k, lv in enumerate(levels):
@@ -122,9 +117,20 @@ def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, titl
     ax.plot(out["timestamp"], out["forecast"], color="tab:blue", lw=2, label="forecast")
     ax.axvline(out["timestamp"].iloc[0], color="grey", lw=0.8, ls=":")
     ax.set_ylabel(unit_label(data))
-    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+
+
+def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, title: str, path: Path) -> None:
+    """The recent history, the forecast and its band(s), on one axis in the data's units."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    _draw(ax, history, out, data)
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=9)
     fig.tight_layout()
     write_png(fig, path)
@@ -157,9 +163,9 @@ def _champion_run(choice: ModelChoice, paths: Paths) -> str | None:
 
 
 def log_to_run(
-    run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: Paths, table: bool = True
+    run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: Paths, with_table: bool = True
 ) -> bool:
-    """Log the table (``forecast/forecast_<first>.json``, once per origin; not with ``table=False``,
+    """Log the table (``forecast/forecast_<first>.json``, once per origin; not with ``with_table=False``,
     as for a panel, whose parquet is the table) and the files to ``run_id``."""
     from mlflow import MlflowClient
 
@@ -172,7 +178,9 @@ def log_to_run(
         with tracking(uri):
             client = MlflowClient(tracking_uri=uri)
             present = {Path(a.path).name for a in client.list_artifacts(run_id, "forecast")}
-            if table and name not in present:  # log_table appends to an existing file: log each origin once
+            if (
+                with_table and name not in present
+            ):  # log_table appends to an existing file: log each origin once
                 client.log_table(run_id, table, f"forecast/{name}")
             client.log_artifact(run_id, str(parquet), "forecast")
             client.log_artifact(run_id, str(png), "forecast")
@@ -193,25 +201,9 @@ def plot_panel_future(
 
     id_col = str(data.id_column)
     fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), dpi=100, squeeze=False)
-    levels = sorted((c[3:] for c in out.columns if c.startswith("lo_")), key=float, reverse=True)
     for ax, sid in zip(axes[:, 0], shown, strict=True):
-        fc = out[out[id_col] == sid]
-        past = history[history[id_col] == sid].iloc[-4 * len(fc) :]
-        ax.plot(past[data.timestamp_column], past[data.target], color="black", lw=1, label="history")
-        for k, lv in enumerate(levels):
-            ax.fill_between(
-                fc["timestamp"],
-                fc[f"lo_{lv}"],
-                fc[f"hi_{lv}"],
-                color="tab:blue",
-                alpha=0.15 + 0.15 * k,
-                lw=0,
-                label=f"{lv} % interval",
-            )
-        ax.plot(fc["timestamp"], fc["forecast"], color="tab:blue", lw=1.6, label="forecast")
+        _draw(ax, history[history[id_col] == sid], out[out[id_col] == sid], data)
         ax.set_title(f"{id_col} = {sid}", fontsize=9)
-        ax.set_ylabel(unit_label(data), fontsize=8)
-        ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper left", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -308,7 +300,7 @@ def run_forecast(
         title = f"Next {len(out)} steps after {last} ({choice.source} model {used})"
         plot_future(history, out, data, title, png)
     run_id = choice.run_id or (_champion_run(choice, paths) if choice.source == "champion" else None)
-    logged = run_id is not None and log_to_run(run_id, out, png, parquet, paths, table=not data.is_panel)
+    logged = run_id is not None and log_to_run(run_id, out, png, parquet, paths, with_table=not data.is_panel)
     lv = [level_name(v) for v in forecast.levels]
     log.info(
         "forecast %d rows %s .. %s (levels %s) -> %s",

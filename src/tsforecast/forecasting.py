@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from tsforecast.errors import DataError, ModelLoadError
-from tsforecast.intervals import DEFAULT_LEVELS, INTERVALS_KEY, Calibration, calibrate, level_name
+from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
 from tsforecast.panel_forecast import forecast_panel
 from tsforecast.windowing import Prepared, sliding_windows, window_starts
@@ -225,12 +225,7 @@ def forecast_frame(
         }
     )
     calibration = Calibration.from_extra(extra)
-    chosen = calibration.default_levels if levels is None else tuple(levels)
-    if chosen and calibration.empty:
-        raise ModelLoadError(
-            f"the model file holds no interval calibration ('{INTERVALS_KEY}' in its metadata), so "
-            f"levels {list(chosen)} cannot be served; retrain with `tsforecast train` (or ask for levels=[])"
-        )
+    chosen = serving_levels(calibration, levels)
     for level in chosen:
         lo, hi = calibration.bounds(point[None], level)  # (1, H) each, scaled
         out[f"lo_{level_name(level)}"] = lo[0] * std + mean

@@ -25,7 +25,7 @@ import torch
 from pandas.tseries.frequencies import to_offset
 
 from tsforecast.errors import DataError, ModelLoadError
-from tsforecast.intervals import INTERVALS_KEY, Calibration, level_name
+from tsforecast.intervals import Calibration, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
 from tsforecast.parallel import chunk_ranges, map_series
 
@@ -242,12 +242,7 @@ def forecast_panel(
     ``address``/``in_process``: where the chunks run (:func:`tsforecast.parallel.map_series`)."""
     spec = PanelSpec.from_model(model, extra)
     calibration = Calibration.from_extra(extra)
-    chosen = calibration.default_levels if levels is None else tuple(levels)
-    if chosen and calibration.empty:
-        raise ModelLoadError(
-            f"the model file holds no interval calibration ('{INTERVALS_KEY}' in its metadata), so "
-            f"levels {list(chosen)} cannot be served; retrain with `tsforecast train` (or ask for levels=[])"
-        )
+    chosen = serving_levels(calibration, levels)
     ids, last, x = last_windows(history, spec, source)
     rows = spec.rows_of(ids, source)
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}

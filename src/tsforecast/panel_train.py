@@ -50,6 +50,7 @@ from tsforecast.sampling import WindowSampler
 from tsforecast.trainio import (
     CHECKPOINT,
     TrainResult,
+    check_window,
     fingerprint,
     show_progress,
     train_metrics,
@@ -117,15 +118,6 @@ def panel_residuals(
     return np.concatenate(out) if out else np.empty((0, panel.horizon))
 
 
-def _check_panel(cfg: Config, panel: Panel) -> None:
-    expected = (cfg.window.input_size, cfg.window.horizon)
-    if (panel.input_size, panel.horizon) != expected:
-        raise TrainingError(
-            f"data/prepared/ was built for (input_size, horizon)={(panel.input_size, panel.horizon)} "
-            f"but params say {expected}; run `dvc repro` (or `tsforecast window`) first"
-        )
-
-
 def fit_panel(
     cfg: Config,
     panel: Panel,
@@ -142,7 +134,7 @@ def fit_panel(
     ``cfg.model`` and ``cfg.train``; needs no files (``checkpoint_path=None``: no checkpoints).
     """
     tc = cfg.train
-    _check_panel(cfg, panel)
+    check_window((panel.input_size, panel.horizon), cfg)
     seed_everything(tc.seed)
     wpe = windows_per_epoch(tc)
     sampler = WindowSampler(panel.windows("train"), wpe, seed=tc.seed, weighting=tc.sample_by)
@@ -251,7 +243,7 @@ def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> Trai
     """The ``train`` stage on a panel in ``data/prepared/``: same outputs as one series, plus the
     panel extras in the model file and ``n_series``/``windows_per_epoch``/``sample_by`` in metrics."""
     panel = load_panel(paths.prepared)  # edge: read (values memory-mapped)
-    _check_panel(cfg, panel)
+    check_window((panel.input_size, panel.horizon), cfg)
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT
     fp = fingerprint(cfg, paths.prepared, (VALUES_FILE, ARRAYS_FILE, IDS_FILE, META_FILE))

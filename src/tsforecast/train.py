@@ -34,6 +34,7 @@ from tsforecast.paths import Paths
 from tsforecast.trainio import (
     CHECKPOINT,
     TrainResult,
+    check_window,
     fingerprint,
     show_progress,
     train_metrics,
@@ -158,12 +159,7 @@ def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, path
     if is_panel_dir(paths.prepared):
         return run_panel_train(cfg, resolved, paths)
     prepared = load_prepared(paths.prepared)  # edge: read
-    expected = (cfg.window.input_size, cfg.window.horizon)
-    if (prepared.input_size, prepared.horizon) != expected:
-        raise TrainingError(
-            f"data/prepared/ was built for (input_size, horizon)={(prepared.input_size, prepared.horizon)} "
-            f"but params say {expected}; run `dvc repro` (or `tsforecast window`) first"
-        )
+    check_window((prepared.input_size, prepared.horizon), cfg)
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT
     fp = fingerprint(cfg, paths.prepared, ("series.npy", "meta.json", "scaler.json"))

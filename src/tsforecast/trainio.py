@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from tsforecast.config import Config
+from tsforecast.errors import TrainingError
 from tsforecast.intervals import INTERVALS_KEY
 from tsforecast.io import atomic_dir, write_json, write_png
 from tsforecast.model import LSTMForecaster, save_model
@@ -46,6 +47,16 @@ def fingerprint(cfg: Config, prepared_dir: Path, files: Iterable[str]) -> str:
         if p.is_file():
             h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:20]
+
+
+def check_window(built: tuple[int, int], cfg: Config) -> None:
+    """Fail naming both when data/prepared/ was built for another (input_size, horizon) than ``cfg``."""
+    expected = (cfg.window.input_size, cfg.window.horizon)
+    if tuple(built) != expected:
+        raise TrainingError(
+            f"data/prepared/ was built for (input_size, horizon)={tuple(built)} "
+            f"but params say {expected}; run `dvc repro` (or `tsforecast window`) first"
+        )
 
 
 def show_progress() -> bool:
@@ -125,6 +136,7 @@ def write_outputs(
 __all__ = [
     "CHECKPOINT",
     "TrainResult",
+    "check_window",
     "fingerprint",
     "plot_loss",
     "show_progress",

@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.panel_fixtures import ID, TS, H, L, panel_cfg, panel_frame, write_panel_repo
+from tests.panel_fixtures import (
+    ID,
+    TS,
+    H,
+    L,
+    fixture_quiet_training,  # noqa: F401
+    panel_cfg,
+    panel_frame,
+    write_panel_repo,
+)
 from tsforecast import panel_forecast as pf
 from tsforecast import train as train_mod
 from tsforecast.errors import DataError
@@ -20,14 +29,7 @@ from tsforecast.train import run_train
 N_SERIES = 5
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("TSFORECAST_CPU_BF16", "0")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("quiet_training")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,10 @@ def trained(tmp_path_factory):
     cfg = panel_cfg(train__epochs=1)
     frame = panel_frame(N_SERIES, length=60)
     paths = write_panel_repo(tmp_path_factory.mktemp("panel"), cfg, frame)
-    run_train(cfg.window, cfg.model, cfg.train, paths)
+    with pytest.MonkeyPatch.context() as mp:  # the function-scoped quiet_training is not active yet
+        mp.setenv("TQDM_DISABLE", "1")
+        mp.setattr(train_mod, "fast_cpu_math", lambda: None)
+        run_train(cfg.window, cfg.model, cfg.train, paths)
     return cfg, frame, paths
 
 

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.panel_fixtures import ID, TS, make_panel, panel_cfg, panel_frame, write_panel_repo
+from tests.panel_fixtures import (
+    ID,
+    TS,
+    fixture_quiet_training,  # noqa: F401
+    make_panel,
+    panel_cfg,
+    panel_frame,
+    write_panel_repo,
+)
 from tsforecast import panel_train as panel_train_mod
-from tsforecast import train as train_mod
 from tsforecast.errors import TrainingError
 from tsforecast.intervals import INTERVALS_KEY, Calibration
 from tsforecast.io import read_json
@@ -27,15 +34,7 @@ from tsforecast.train import CHECKPOINT, run_train
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _fp32_quiet_and_thread_count(monkeypatch):
-    """fp32 on the CPU, no bars, no process-wide math switches; torch threads put back."""
-    monkeypatch.setenv("TSFORECAST_CPU_BF16", "0")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("quiet_training")
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
