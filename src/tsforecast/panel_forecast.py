@@ -151,10 +151,12 @@ def future_grid(last: pd.DatetimeIndex, freq: str, horizon: int) -> pd.DatetimeI
 
 def last_windows(
     frame: pd.DataFrame, spec: PanelSpec, source: str = "model input"
-) -> tuple[pd.Index, pd.DatetimeIndex, np.ndarray]:
-    """Series ids (first-appearance order), each one's last timestamp (S,), last windows (S, L, C).
+) -> tuple[pd.Index, np.ndarray, pd.DatetimeIndex, np.ndarray]:
+    """Series ids (first-appearance order), their rows in the model's scalers (S,), each one's
+    last timestamp (S,) and last windows (S, L, C).
 
-    Fails naming every offending series: missing columns, duplicate timestamps, too few rows,
+    Fails naming every offending series: missing columns or ids, series the model does not know,
+    duplicate timestamps, too few rows,
     missing or non-numeric values in the used rows, or used rows off the model's frequency.
     """
     if not isinstance(frame, pd.DataFrame):
@@ -171,7 +173,12 @@ def last_windows(
 
     frame = frame.reset_index(drop=True)
     codes, uniques = pd.factorize(frame[spec.id_column], sort=False)
+    if (codes < 0).any():
+        raise DataError(
+            f"{source}: {int((codes < 0).sum())} row(s) have no {spec.id_column!r}; every row needs a series id"
+        )
     ids = pd.Index(np.asarray(uniques), name=spec.id_column)
+    rows = spec.rows_of(ids, source)  # unknown ids fail first, all named
     ts = pd.DatetimeIndex(parse_timestamps(frame[spec.timestamp_column], spec.timestamp_column, source))
     ticks = ts.as_unit("ns").asi8
     order = np.lexsort((ticks, codes))  # by series (first appearance), then time
@@ -200,14 +207,20 @@ def last_windows(
             "rows; fill them before forecasting"
         )
     _check_grid(ts, used, ids, spec, source)
-    return ids, ts[used[:, -1]], x
+    return ids, rows, ts[used[:, -1]], x
 
 
 def _numeric(values: pd.Series, column: str, source: str) -> np.ndarray:
-    converted = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_bool_dtype(values) else None
-    if converted is None or (bad := converted.isna() & values.notna()).any():
-        shown = [] if converted is None else [str(v) for v in values[bad].head(3)]
-        raise DataError(f"{source}: column '{column}' must be numeric; it holds {shown or values.dtype}")
+    """``values`` as float64; text that is no number fails naming a few of them."""
+    if pd.api.types.is_bool_dtype(values):
+        raise DataError(f"{source}: column '{column}' has dtype {values.dtype}; it must be numeric")
+    converted = pd.to_numeric(values, errors="coerce")
+    bad = values[converted.isna() & values.notna()]
+    if len(bad):
+        raise DataError(
+            f"{source}: column '{column}' holds non-numeric values {[str(v) for v in bad.head(3)]}; "
+            "it must be numeric"
+        )
     return converted.to_numpy(dtype=np.float64)
 
 
@@ -243,8 +256,7 @@ def forecast_panel(
     spec = PanelSpec.from_model(model, extra)
     calibration = Calibration.from_extra(extra)
     chosen = serving_levels(calibration, levels)
-    ids, last, x = last_windows(history, spec, source)
-    rows = spec.rows_of(ids, source)
+    ids, rows, last, x = last_windows(history, spec, source)
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     args = asdict(model.args)
     chunks = [

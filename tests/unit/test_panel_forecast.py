@@ -153,3 +153,24 @@ def test_future_grid_continues_each_series_and_keeps_the_time_zone():
             tz="UTC",
         )
     )
+
+
+def test_unknown_ids_are_named_before_any_other_check_of_their_rows(trained):
+    _, frame, paths = trained
+    model, extra = load_model(paths.models / "model.pt")
+    stranger = panel_frame(1, length=3, ids=["zz"])  # too short as well: the unknown id is the news
+    with pytest.raises(DataError, match=r"1 series are not among the model's 5 known series: zz;"):
+        forecast_frame(model, extra, pd.concat([frame, stranger]))
+
+
+def test_rows_without_an_id_and_text_values_are_named(trained):
+    _, frame, paths = trained
+    model, extra = load_model(paths.models / "model.pt")
+    no_id = frame.astype({ID: object})
+    no_id.loc[3, ID] = None
+    with pytest.raises(DataError, match=r"1 row\(s\) have no 'sid'; every row needs a series id"):
+        forecast_frame(model, extra, no_id)
+    text = frame.astype({"y": object})
+    text.loc[5, "y"] = "n/a"
+    with pytest.raises(DataError, match=r"column 'y' holds non-numeric values \['n/a'\]; it must be numeric"):
+        forecast_frame(model, extra, text)
