@@ -55,7 +55,7 @@ def logged(tmp_path_factory):
                 input_example=serving_example(frame, extra, L),
             )
         loaded = mlflow.pyfunc.load_model(info.model_uri)
-    yield loaded, frame, model, extra
+    yield loaded, frame, model, extra, (info.model_uri, uri)
     mp.undo()
 
 
@@ -64,7 +64,7 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_pyfunc_forecasts_every_series_sent(logged):
-    loaded, frame, model, extra = logged
+    loaded, frame, model, extra, _ = logged
     request = _as_text(frame.groupby(ID, sort=False).tail(L).reset_index(drop=True))
     out = loaded.predict(request)
     assert list(out.columns) == [ID, "timestamp", "forecast", "lo_80", "hi_80"]
@@ -92,3 +92,17 @@ def test_levels_param_picks_the_interval_levels(logged):
     out = loaded.predict(_as_text(frame[frame[ID] == "s1"].tail(L)), params={"levels": [50, 95]})
     assert list(out.columns) == [ID, "timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]
     assert len(out) == H
+
+
+def test_predict_cli_function_forecasts_a_long_csv(logged, tmp_path):
+    from tsforecast.predict import run_predict
+
+    _, frame, model, extra, (model_uri, uri) = logged
+    csv = tmp_path / "history.csv"
+    frame.to_csv(csv, index=False)
+    summary = run_predict(model_uri, str(csv), str(tmp_path / "out.csv"), tracking_uri=uri)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert summary["n_series"] == N_SERIES and summary["horizon"] == H and len(out) == N_SERIES * H
+    assert list(out.columns) == [ID, "timestamp", "forecast", "lo_80", "hi_80"]
+    expected = forecast_frame(model, extra, frame)
+    assert out["forecast"].to_numpy() == pytest.approx(expected["forecast"].to_numpy(), rel=1e-9)
