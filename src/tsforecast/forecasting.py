@@ -24,7 +24,7 @@ import torch
 from tsforecast.errors import DataError, ModelLoadError
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
-from tsforecast.panel_forecast import forecast_panel
+from tsforecast.panel_forecast import forecast_panel, numeric_values
 from tsforecast.windowing import Prepared, sliding_windows, window_starts
 
 POINT_COLUMNS = ("timestamp", "forecast")
@@ -83,23 +83,6 @@ def _timestamps(values: pd.Series, spec: ForecastSpec, source: str) -> pd.Dateti
     return pd.DatetimeIndex(parsed)
 
 
-def _numeric(values: pd.Series, column: str, source: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(values) or not (
-        pd.api.types.is_numeric_dtype(values)
-        or values.dtype == object
-        or pd.api.types.is_string_dtype(values)
-    ):
-        raise DataError(f"{source}: column '{column}' has dtype {values.dtype}; it must be numeric")
-    converted = pd.to_numeric(values, errors="coerce")
-    bad = values[converted.isna() & values.notna()]
-    if len(bad):
-        raise DataError(
-            f"{source}: column '{column}' holds non-numeric values {[str(v) for v in bad.head(3)]} "
-            f"(first at row {bad.index[0]}); it must be numeric"
-        )
-    return converted.to_numpy(dtype="float64")
-
-
 def check_history(
     frame: pd.DataFrame, spec: ForecastSpec, source: str = "model input"
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -138,7 +121,7 @@ def check_history(
             f"({ts[i - 1]}) - sort the history and drop duplicates"
         )
     tail = slice(n - L, n)
-    values = np.column_stack([_numeric(frame[c].iloc[tail], c, source) for c in spec.columns])  # (L, C)
+    values = np.column_stack([numeric_values(frame[c].iloc[tail], c, source) for c in spec.columns])  # (L, C)
     bad = ~np.isfinite(values)
     if bad.any():
         col = int(np.argmax(bad.any(axis=0)))

@@ -199,7 +199,7 @@ def last_windows(
         )
     ends = np.cumsum(lengths)
     used = order[(ends - L)[:, None] + np.arange(L)]  # (S, L) frame rows, time order
-    x = np.stack([_numeric(frame[col], col, source)[used] for col in spec.columns], axis=2)  # (S, L, C)
+    x = np.stack([numeric_values(frame[col], col, source)[used] for col in spec.columns], axis=2)  # (S, L, C)
     bad = ~np.isfinite(x).all(axis=(1, 2))
     if bad.any():
         raise DataError(
@@ -210,18 +210,22 @@ def last_windows(
     return ids, rows, ts[used[:, -1]], x
 
 
-def _numeric(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """``values`` as float64; text that is no number fails naming a few of them."""
-    if pd.api.types.is_bool_dtype(values):
+def numeric_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """``values`` as float64 (numbers, or text holding numbers); fails naming a few bad ones."""
+    if pd.api.types.is_bool_dtype(values) or not (
+        pd.api.types.is_numeric_dtype(values)
+        or values.dtype == object
+        or pd.api.types.is_string_dtype(values)
+    ):
         raise DataError(f"{source}: column '{column}' has dtype {values.dtype}; it must be numeric")
     converted = pd.to_numeric(values, errors="coerce")
     bad = values[converted.isna() & values.notna()]
     if len(bad):
         raise DataError(
-            f"{source}: column '{column}' holds non-numeric values {[str(v) for v in bad.head(3)]}; "
-            "it must be numeric"
+            f"{source}: column '{column}' holds non-numeric values {[str(v) for v in bad.head(3)]} "
+            f"(first at row {bad.index[0]}); it must be numeric"
         )
-    return converted.to_numpy(dtype=np.float64)
+    return converted.to_numpy(dtype="float64")
 
 
 def _check_grid(ts: pd.DatetimeIndex, used: np.ndarray, ids: pd.Index, spec: PanelSpec, source: str) -> None:
@@ -278,4 +282,12 @@ def forecast_panel(
     return out
 
 
-__all__ = ["ForecastChunk", "PanelSpec", "forecast_chunk", "forecast_panel", "future_grid", "last_windows"]
+__all__ = [
+    "ForecastChunk",
+    "PanelSpec",
+    "forecast_chunk",
+    "forecast_panel",
+    "future_grid",
+    "last_windows",
+    "numeric_values",
+]

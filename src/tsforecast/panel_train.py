@@ -19,7 +19,7 @@ calibrated from the pooled per-series-scaled residuals of those val windows.
 **No series-level inputs.** No id embedding: a series that appears at serving time has no
 learned embedding, the model would be tied to the training panel's ids, and per-series
 scaling plus the model's per-window normalisation already remove the level and scale that
-mostly tell series apart (N-BEATS, the best pure deep model on M4, uses no id input either).
+mostly tell series apart (N-BEATS, a global deep model evaluated on M4, takes no id input either).
 No static covariates: the data model has none (covariates are time-varying columns).
 
 ``fit_panel`` is the entry point without files (tuning calls it); ``run_panel_train`` is the

@@ -74,7 +74,9 @@ def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registe
 
     with_identity(registered, "abc", "abc")
     cfg, paths = registered.cfg, registered.paths
-    result = run_forecast(cfg.data, cfg.forecast.model_copy(update={"levels": (50.0, 95.0)}), cfg.orchestration, paths)
+    result = run_forecast(
+        cfg.data, cfg.forecast.model_copy(update={"levels": (50.0, 95.0)}), cfg.orchestration, paths
+    )
     assert (result.source, result.model) == ("champion", "models:/tiny-lstm/1")
     out = pd.read_parquet(paths.forecasts / "forecast.parquet")
     assert list(out.columns) == ["timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]

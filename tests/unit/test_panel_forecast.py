@@ -172,5 +172,8 @@ def test_rows_without_an_id_and_text_values_are_named(trained):
         forecast_frame(model, extra, no_id)
     text = frame.astype({"y": object})
     text.loc[5, "y"] = "n/a"
-    with pytest.raises(DataError, match=r"column 'y' holds non-numeric values \['n/a'\]; it must be numeric"):
+    with pytest.raises(
+        DataError,
+        match=r"column 'y' holds non-numeric values \['n/a'\] \(first at row 5\); it must be numeric",
+    ):
         forecast_frame(model, extra, text)
