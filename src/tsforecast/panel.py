@@ -97,6 +97,7 @@ class Panel:
     horizon: int
     stride: int
     look_back: bool
+    timestamp_column: str = "timestamp"  # the long frame's, recorded for serving
 
     @property
     def n_series(self) -> int:
@@ -414,6 +415,7 @@ def build_panel(
         horizon=window.horizon,
         stride=window.stride,
         look_back=split.inputs_look_back,
+        timestamp_column=timestamp_column,
     )
     log.info(
         "panel: %d series, %d rows, %d train windows",
@@ -448,6 +450,7 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
                 "horizon": panel.horizon,
                 "stride": panel.stride,
                 "look_back": panel.look_back,
+                "timestamp_column": panel.timestamp_column,
                 "n_windows": {p: panel.windows(p).total for p in PARTS},
             },
         )
@@ -486,6 +489,7 @@ def load_panel(folder: str | Path, mmap: bool = True) -> Panel:
         horizon=meta["horizon"],
         stride=meta["stride"],
         look_back=meta["look_back"],
+        timestamp_column=meta.get("timestamp_column", "timestamp"),
     )
 
 

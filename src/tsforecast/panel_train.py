@@ -42,7 +42,6 @@ from tsforecast.config import Config, TrainConfig
 from tsforecast.errors import TrainingError
 from tsforecast.inference import amp_context, select_device
 from tsforecast.intervals import INTERVALS_KEY, calibrate
-from tsforecast.io import read_json
 from tsforecast.model import LSTMForecaster
 from tsforecast.panel import ARRAYS_FILE, IDS_FILE, META_FILE, VALUES_FILE, Panel, load_panel
 from tsforecast.paths import Paths
@@ -64,7 +63,6 @@ log = logging.getLogger(__name__)
 
 AUTO_WINDOWS_PER_EPOCH = 16384  # train.windows_per_epoch: auto
 VAL_CAP = 16384  # at most this many val windows per validation (a fixed seeded sample beyond)
-DEFAULT_TIMESTAMP_COLUMN = "timestamp"
 
 
 def windows_per_epoch(tc: TrainConfig) -> int:
@@ -218,27 +216,6 @@ def panel_extra(
     }
 
 
-def timestamp_column(paths: Paths) -> str:
-    """The timestamp column's name, which the model file records for serving.
-
-    From ``data/prepared/meta.json`` (``timestamp_column``) where the window stage records it,
-    else ``data/validated/meta.json``, else the one datetime column of the validated frame's
-    schema, else ``timestamp``.
-    """
-    for meta_path in (paths.prepared / META_FILE, paths.validated / META_FILE):
-        if meta_path.is_file() and read_json(meta_path).get("timestamp_column"):
-            return str(read_json(meta_path)["timestamp_column"])
-    frame = paths.validated / "data.parquet"
-    if frame.is_file():
-        import pyarrow.parquet as pq
-
-        schema = pq.read_schema(frame)
-        times = [f.name for f in schema if str(f.type).startswith("timestamp")]
-        if len(times) == 1:
-            return times[0]
-    return DEFAULT_TIMESTAMP_COLUMN
-
-
 def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> TrainResult:
     """The ``train`` stage on a panel in ``data/prepared/``: same outputs as one series, plus the
     panel extras in the model file and ``n_series``/``windows_per_epoch``/``sample_by`` in metrics."""
@@ -248,7 +225,7 @@ def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> Trai
     ckpt = paths.checkpoints / CHECKPOINT
     fp = fingerprint(cfg, paths.prepared, (VALUES_FILE, ARRAYS_FILE, IDS_FILE, META_FILE))
     net, info = fit_panel(cfg, panel, device, ckpt, fp, progress=show_progress())  # compute
-    extra = panel_extra(net, panel, cfg, resolved, info, timestamp_column(paths))
+    extra = panel_extra(net, panel, cfg, resolved, info, panel.timestamp_column)
     metrics = train_metrics(
         info,
         device,
