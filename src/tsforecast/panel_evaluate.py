@@ -351,16 +351,20 @@ def plot_error_by_step(rows: list[dict[str, float]], n_series: int) -> bytes:
 
 
 def model_job(
-    model: LSTMForecaster, extra: dict[str, Any], panel: Panel, period: int, levels: tuple[float, ...],
+    model: LSTMForecaster,
+    extra: dict[str, Any],
+    panel: Panel,
+    period: int,
+    levels: tuple[float, ...],
     address: str | None,
-) -> Job:  # fmt: skip
+    in_process: bool | None = None,
+) -> Job:
     """The scoring job: the model, its interval calibration (or one from the val windows if none)."""
     calibration = Calibration.from_extra(extra)
     if calibration.empty and levels:
         log.warning("the model file holds no interval calibration: calibrating on the val windows")
-        val = score_panel(
-            Job.for_model(model, period, part="val", residuals=True), panel, address, desc="val"
-        )
+        job = Job.for_model(model, period, part="val", residuals=True)
+        val = score_panel(job, panel, address, in_process=in_process, desc="val")
         calibration = calibrate(val.residuals, levels) if val.residuals is not None else calibration
     return Job.for_model(
         model, period, levels=levels, quantiles=calibration.quantiles, calibration_n=calibration.n
@@ -379,7 +383,7 @@ def evaluate_panel(
 ) -> tuple[dict[str, Any], pd.DataFrame, ChunkScores]:
     """Score ``model`` on every test window of ``panel``: (evaluate.json metrics, by-series table, sums)."""
     check_model(model, panel)
-    job = model_job(model, extra, panel, period, levels, address)
+    job = model_job(model, extra, panel, period, levels, address, in_process)
     scores = score_panel(job, panel, address, in_process=in_process, desc="evaluate")
     table = series_table(scores, panel.horizon, levels)
     metrics = panel_metrics(scores, table, panel, period, levels)
