@@ -292,9 +292,15 @@ def score_panel(
     from functools import partial
 
     from tsforecast.parallel import map_series
+    from tsforecast.progress import progress_mode
 
     parts = map_series(
-        partial(score_chunk, job), chunks_of(panel, job.part), address, in_process=in_process, desc=desc
+        partial(score_chunk, job),
+        chunks_of(panel, job.part),
+        address,
+        in_process=in_process,
+        desc=desc,
+        progress=progress_mode() == "bar",  # a live bar on a terminal only; logs get the stage's line
     )
     return concat(parts)
 

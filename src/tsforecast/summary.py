@@ -26,6 +26,7 @@ PLOTS = (
     "plots/future.png",
     "plots/forecast.png",
     "plots/error_by_step.png",
+    "plots/worst_series.png",
     "plots/backtest.png",
     "plots/loss.png",
 )
