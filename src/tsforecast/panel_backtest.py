@@ -26,7 +26,8 @@ from tsforecast.config import BacktestConfig, EvaluateConfig, OrchestrationConfi
 from tsforecast.io import atomic_file, write_json, write_png
 from tsforecast.model import load_model
 from tsforecast.panel import Panel, load_panel
-from tsforecast.panel_evaluate import COLORS, LABELS, m4_summary, pooled, series_table
+from tsforecast.panel_evaluate import m4_summary, pooled, series_table
+from tsforecast.panel_plots import COLORS, LABELS
 from tsforecast.panel_scoring import (
     BASELINES,
     FORECASTERS,

@@ -34,6 +34,7 @@ from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_n
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.panel import Panel, load_panel
+from tsforecast.panel_plots import SeriesView, plot_error_by_step, plot_series
 from tsforecast.panel_scoring import (
     BASELINES,
     FORECASTERS,
@@ -53,18 +54,6 @@ from tsforecast.units import value_label
 log = logging.getLogger(__name__)
 
 WORST_BY = "mase"
-COLORS = {
-    MODEL_KEY: "tab:blue",
-    "repeat_last": "tab:grey",
-    "seasonal_naive": "tab:orange",
-    "naive2": "tab:green",
-}
-LABELS = {
-    MODEL_KEY: "LSTM",
-    "repeat_last": "repeat last",
-    "seasonal_naive": "seasonal naive",
-    "naive2": "Naive2",
-}
 
 
 @dataclass(frozen=True)
@@ -202,19 +191,6 @@ def worst_series(table: pd.DataFrame, k: int) -> list[int]:
 # ---------------------------------------------------------------------------- one series' last window
 
 
-@dataclass(frozen=True)
-class SeriesView:
-    """Series ``i``'s last test window in data units: history tail, actuals, forecasts, band."""
-
-    sid: Any
-    history_t: pd.DatetimeIndex
-    history: np.ndarray
-    future_t: pd.DatetimeIndex
-    actual: np.ndarray
-    forecasts: dict[str, np.ndarray]
-    band: tuple[np.ndarray, np.ndarray] | None
-
-
 def series_view(
     net: LSTMForecaster, panel: Panel, i: int, period: int, calibration: Calibration, level: float | None
 ) -> SeriesView:
@@ -264,87 +240,6 @@ def forecast_rows(view: SeriesView) -> list[dict[str, Any]]:
         }
         for k, t in enumerate(view.future_t)
     ]
-
-
-# ---------------------------------------------------------------------------- plots (rendered to bytes)
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def plot_series(
-    views: list[SeriesView], table: pd.DataFrame, picks: list[int], ylabel: str, title: str
-) -> bytes:
-    """A grid of series: history tail, actual, LSTM (with its band) and the baselines; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    n = len(views)
-    cols = 2 if n > 1 else 1
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.4 * rows), dpi=110, squeeze=False)
-    for ax, view, i in zip(axes.flat, views, picks, strict=False):
-        ax.plot(view.history_t, view.history, color="black", lw=1, alpha=0.45, label="history")
-        ax.plot(view.future_t, view.actual, color="black", lw=1.6, label="actual")
-        if view.band is not None:
-            ax.fill_between(
-                view.future_t, *view.band, color=COLORS[MODEL_KEY], alpha=0.15, label="LSTM interval"
-            )
-        for name in ("seasonal_naive", "naive2", MODEL_KEY):
-            main = name == MODEL_KEY
-            ax.plot(view.future_t, view.forecasts[name], color=COLORS[name], lw=2 if main else 1.2,
-                    ls="-" if main else "--", label=LABELS[name])  # fmt: skip
-        row = table.iloc[i]
-        ax.set_title(
-            f"{view.sid}: MASE {row[f'{MODEL_KEY}_mase']:.2f} (Naive2 {row['naive2_mase']:.2f}), "
-            f"sMAPE {row[f'{MODEL_KEY}_smape']:.1f} (Naive2 {row['naive2_smape']:.1f})",
-            fontsize=9,
-        )
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, frameon=False)
-    fig.suptitle(title, y=0.995, fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    return _png(fig)
-
-
-def plot_error_by_step(rows: list[dict[str, float]], n_series: int) -> bytes:
-    """Scaled MSE by horizon step averaged over series, the LSTM against the baselines; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for name in FORECASTERS:
-        ys = [r[name] for r in rows]
-        main = name == MODEL_KEY
-        ax.plot(steps, ys, color=COLORS[name], lw=2 if main else 1.3, ls="-" if main else "--",
-                label=f"{LABELS[name]} (mean {np.mean(ys):.4f})")  # fmt: skip
-    ax.set_xlabel("horizon step")
-    ax.set_ylabel("MSE (each series' train-fit scale)")
-    ax.set_title(f"Error by horizon step, averaged over {n_series} series")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    return _png(fig)
 
 
 # ---------------------------------------------------------------------------- the stage
@@ -397,6 +292,42 @@ def _write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def render_plots(
+    model: LSTMForecaster,
+    extra: dict[str, Any],
+    panel: Panel,
+    table: pd.DataFrame,
+    metrics: dict[str, Any],
+    steps: list[dict[str, float]],
+    evaluate: EvaluateConfig,
+    ylabel: str,
+    level: float | None,
+) -> dict[str, bytes]:
+    """The stage's PNGs, in memory: worst series (sets ``metrics["worst_series"]``), error by step,
+    and (``evaluate.plot_windows`` > 0) a spread of series; the LSTM's band at ``level``."""
+    period, calibration = evaluate.seasonal_period, Calibration.from_extra(extra)
+
+    def views(picks: list[int]) -> list[SeriesView]:
+        return [series_view(model, panel, i, period, calibration, level) for i in picks]
+
+    k = max(1, min(evaluate.plot_windows or 4, panel.n_series))
+    worst = worst_series(table, k)
+    metrics["worst_series"] = [str(panel.ids[i]) for i in worst]
+    title = f"The {k} series with the highest LSTM MASE (of {panel.n_series}); panel OWA {metrics['owa']:.3f}"
+    pngs = {
+        WORST_PLOT: plot_series(views(worst), table, worst, ylabel, title),
+        "error_by_step.png": plot_error_by_step(steps, panel.n_series),
+    }
+    if evaluate.plot_windows > 0:
+        picks = sorted(set(np.linspace(0, panel.n_series - 1, k).round().astype(int).tolist()))
+        title = (
+            f"Last test window of {len(picks)} of {panel.n_series} series (H={panel.horizon}): OWA LSTM "
+            f"{metrics['owa']:.3f}, seasonal naive {metrics['baselines']['seasonal_naive']['owa']:.3f}"
+        )
+        pngs["forecast.png"] = plot_series(views(picks), table, picks, ylabel, title)
+    return pngs
+
+
 def run_panel_evaluate(
     data: DataConfig,
     evaluate: EvaluateConfig,
@@ -415,31 +346,10 @@ def run_panel_evaluate(
     period = evaluate.seasonal_period
     metrics, table, scores = evaluate_panel(model, extra, panel, period, levels, orchestration.dask_address)
     steps = error_by_step(scores)
-    calibration = Calibration.from_extra(extra)
     level = levels[0] if levels else None
-    k = max(1, min(evaluate.plot_windows or 4, panel.n_series))
-    worst = worst_series(table, k)
     ylabel = value_label(data.path, data.target)
-    worst_png = plot_series(
-        [series_view(model, panel, i, period, calibration, level) for i in worst],
-        table,
-        worst,
-        ylabel,
-        f"The {k} series with the highest LSTM MASE (of {panel.n_series}); panel OWA {metrics['owa']:.3f}",
-    )
-    metrics["worst_series"] = [str(panel.ids[i]) for i in worst]
-    pngs = {WORST_PLOT: worst_png, "error_by_step.png": plot_error_by_step(steps, panel.n_series)}
-    if evaluate.plot_windows > 0:
-        picks = sorted(set(np.linspace(0, panel.n_series - 1, k).round().astype(int).tolist()))
-        pngs["forecast.png"] = plot_series(
-            [series_view(model, panel, i, period, calibration, level) for i in picks],
-            table,
-            picks,
-            ylabel,
-            f"Last test window of {len(picks)} of {panel.n_series} series (H={panel.horizon}): OWA LSTM "
-            f"{metrics['owa']:.3f}, seasonal naive {metrics['baselines']['seasonal_naive']['owa']:.3f}",
-        )
-    first = forecast_rows(series_view(model, panel, 0, period, calibration, level))
+    pngs = render_plots(model, extra, panel, table, metrics, steps, evaluate, ylabel, level)
+    first = forecast_rows(series_view(model, panel, 0, period, Calibration.from_extra(extra), level))
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
     # edge: every output is ready; replace them one by one, atomically, evaluate.json last
