@@ -190,7 +190,9 @@ def log_run(
                 pip_requirements=_pip_requirements(),
                 metadata={
                     "tsforecast": {
-                        k: v for k, v in cand.extra.items() if k not in ("config", "scaler", "intervals")
+                        k: v
+                        for k, v in cand.extra.items()
+                        if k not in ("config", "scaler", "intervals", "series_scalers")  # in model.pt
                     }
                 },
             )

@@ -98,6 +98,13 @@ def test_a_panel_registers_one_global_model_with_per_series_scores_as_an_artifac
     assert float(tags["tsforecast.owa"]) == pytest.approx(metrics["owa"])
     assert tags["tsforecast.n_series"] == "5"
     assert "One global model over 5 series: OWA" in c.get_model_version(NAME, "1").description
+    import mlflow
+
+    from tsforecast.tracking import mlflow_context
+
+    with mlflow_context(tracking_uri(panel_repo)):
+        meta = mlflow.models.get_model_info(f"models:/{NAME}/1").metadata["tsforecast"]
+    assert meta["id_column"] == ID and "series_scalers" not in meta  # 10,000 series stay in model.pt
 
 
 def test_the_task_identity_of_a_panel_names_its_id_column(panel_repo: Paths) -> None:
