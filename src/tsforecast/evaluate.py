@@ -26,7 +26,7 @@ from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interva
 from tsforecast.io import atomic_file, write_json, write_png
 from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.panel import is_panel_dir
-from tsforecast.paths import Paths
+from tsforecast.paths import BY_SERIES_FILE, WORST_PLOT, Paths
 from tsforecast.units import value_label
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 MODEL_KEY = "lstm"
 BASELINES = ("repeat_last", "seasonal_naive")
-BY_SERIES_FILE = "by_series.parquet"  # metrics/: one row per series (a panel's, or the one series')
-WORST_PLOT = "worst_series.png"  # plots/: the worst series of a panel, the worst windows of one series
 
 
 @dataclass(frozen=True)

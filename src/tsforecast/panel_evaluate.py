@@ -29,7 +29,6 @@ import pandas as pd
 
 from tsforecast import m4
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, OrchestrationConfig
-from tsforecast.evaluate import BY_SERIES_FILE, WORST_PLOT
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
@@ -48,7 +47,7 @@ from tsforecast.panel_scoring import (
     predict,
     score_panel,
 )
-from tsforecast.paths import Paths
+from tsforecast.paths import BY_SERIES_FILE, WORST_PLOT, Paths
 from tsforecast.units import value_label
 
 log = logging.getLogger(__name__)
@@ -387,9 +386,7 @@ def run_panel_evaluate(
 
 
 __all__ = [
-    "BY_SERIES_FILE",
     "WORST_BY",
-    "WORST_PLOT",
     "PanelEvaluateResult",
     "error_by_step",
     "evaluate_panel",

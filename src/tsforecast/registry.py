@@ -31,7 +31,6 @@ from typing import Any
 
 from tsforecast.config import DataConfig, EvaluateConfig, RegisterConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, RegistryError
-from tsforecast.evaluate import BY_SERIES_FILE
 from tsforecast.gate import Contender, Decision, Incumbent, alias_version, apply_alias, decide
 from tsforecast.io import read_json, write_json
 from tsforecast.lineage import (
@@ -46,7 +45,7 @@ from tsforecast.lineage import (
 )
 from tsforecast.model import load_model
 from tsforecast.panel import Panel, is_panel_dir, load_panel
-from tsforecast.paths import Paths
+from tsforecast.paths import BY_SERIES_FILE, Paths
 from tsforecast.registry_types import (
     DATA_HASH_TAG,
     EXPERIMENT_ENV,

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tsforecast.evaluate import BY_SERIES_FILE
 from tsforecast.io import read_json
 from tsforecast.lineage import flat_metrics
-from tsforecast.paths import Paths
+from tsforecast.paths import BY_SERIES_FILE, Paths
 from tsforecast.registry_types import MODEL_ARTIFACT, MODEL_URI_TAG, Candidate
 
 RUN_SPAN_MAX_S = 24 * 3600.0  # an MLflow run starts when training did, if that is within a day
