@@ -31,6 +31,26 @@ def _gx_quiet() -> None:
             logger.setLevel(logging.WARNING)
 
 
+def run_checks(plan: Plan, docs_dir: Path, prefix: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    """:func:`run_suite`, then a message on each result (None when it passed) and the failure lines.
+
+    ``prefix`` (e.g. ``"data/raw/data.parquet: "``) starts a message GX itself could not evaluate.
+    """
+    results = run_suite(plan, docs_dir)
+    lines = []
+    for check, res in zip(plan.checks, results, strict=True):
+        res["message"] = None
+        if not res["success"]:
+            res["message"] = (
+                f"{prefix}GX could not evaluate {res['expectation']}: {res['exception']}"
+                if res["exception"]
+                else check.explain(res["result"])
+            )
+            if res["message"]:
+                lines.append(res["message"])
+    return results, lines
+
+
 def run_suite(plan: Plan, docs_dir: Path) -> list[dict[str, Any]]:
     """Run the checks through a GX checkpoint, building the Data Docs site in ``docs_dir``.
 

@@ -2,7 +2,7 @@
 
 Two layers, each reporting *every* problem it finds in one :class:`DataValidationError`:
 
-1. **The frame** (Great Expectations, :func:`tsforecast.gx_suite.run_suite`): the id,
+1. **The frame** (Great Expectations, :func:`tsforecast.gx_suite.run_checks`): the id,
    timestamp, target and covariate columns exist, ids and timestamps are never empty, the
    target and covariates are numeric. The Data Docs show this suite.
 2. **Each series**, vectorised over chunks of series
@@ -40,7 +40,7 @@ from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, Wind
 from tsforecast.errors import DataValidationError
 from tsforecast.expectations import Plan, panel_frame_plan
 from tsforecast.freq import infer_offset, offset_of_step
-from tsforecast.gx_suite import details, run_suite
+from tsforecast.gx_suite import details, run_checks
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.panel import MAX_NAMED, factorize_ids, name_series, needed_rows, split_bounds, too_short_error
 from tsforecast.panel_checks import ChunkChecks, SeriesChunk, check_chunk
@@ -194,18 +194,7 @@ def grid_positions(a: Arranged, offset: BaseOffset) -> PanelGrid:
 def run_frame_suite(plan: Plan, paths: Paths) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the frame checks through GX (Data Docs rebuilt whole); results and failure lines."""
     with atomic_dir(paths.reports / DATA_DOCS_DIR) as docs:
-        results = run_suite(plan, docs)
-    lines = []
-    for check, res in zip(plan.checks, results, strict=True):
-        res["message"] = None
-        if not res["success"]:
-            res["message"] = (
-                f"GX could not evaluate {res['expectation']}: {res['exception']}"
-                if res["exception"]
-                else check.explain(res["result"])
-            )
-            lines.append(res["message"])
-    return results, lines
+        return run_checks(plan, docs)
 
 
 # --------------------------------------------------------------------------- one report

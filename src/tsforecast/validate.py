@@ -25,7 +25,7 @@ import pandas as pd
 from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, DataValidationError
 from tsforecast.expectations import Grid, plan_checks
-from tsforecast.gx_suite import details, run_suite
+from tsforecast.gx_suite import details, run_checks
 from tsforecast.ingest import read_raw
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
 from tsforecast.panel_validate import PanelValidateResult, validate_panel
@@ -107,18 +107,7 @@ def run_validate(
     plan = plan_checks(raw, data, split, window, source)  # pure
     log.info("validating %d rows of %s: %d expectations", len(raw), source, len(plan.checks))
     with atomic_dir(paths.reports / DATA_DOCS_DIR) as docs:  # edge: Data Docs, rebuilt whole
-        results = run_suite(plan, docs)
-    lines = []
-    for check, res in zip(plan.checks, results, strict=True):
-        res["message"] = None
-        if not res["success"]:
-            res["message"] = (
-                f"{source}: GX could not evaluate {res['expectation']}: {res['exception']}"
-                if res["exception"]
-                else check.explain(res["result"])
-            )
-            if res["message"]:
-                lines.append(res["message"])
+        results, lines = run_checks(plan, docs, prefix=f"{source}: ")
     failed = [r for r in results if not r["success"]]
     if not failed and plan.grid is None:  # cannot happen: too few rows fail the row count first
         lines.append(f"{source}: column '{data.timestamp_column}': too few timestamps to infer a frequency")
