@@ -450,3 +450,46 @@ def train_gpu(
     run_stage.with_options(name=stage, **opts)(root, stage)
     dvc_transfer.with_options(name="dvc-push-outputs", **opts)(root, "push", [stage])
     return report_handoff(root, stage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.flows``: run the pipeline flow once, in this process.
+
+    Prefect runs the flow here (a temporary local API unless PREFECT_API_URL names a server);
+    each stage is ``dvc repro --single-item <stage>`` in the checkout, so ``dvc status`` is
+    clean afterwards. Per-series work of a panel goes where ``orchestration.dask_address``
+    in params.yaml says (a running Dask scheduler, or this machine).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.flows",
+        description="Run the forecast-pipeline flow once, in-process (no worker, no deployment). "
+        "Stages run with `dvc repro --single-item`, so `dvc status` is clean afterwards.",
+    )
+    parser.add_argument("--repo-dir", default=None, help="the checkout to run in (default: the current one)")
+    parser.add_argument(
+        "--stage",
+        dest="stages",
+        action="append",
+        metavar="NAME",
+        help="run only this dvc.yaml stage (repeat for several; default: every stage, in order)",
+    )
+    parser.add_argument("--retries", type=int, default=RETRIES, help="retries of a transient fault per task")
+    args = parser.parse_args(argv)
+    try:
+        result = forecast_pipeline(repo_dir=args.repo_dir, stages=args.stages, retries=args.retries)
+    except Exception as exc:  # the flow logged the stage's own error; one line for the shell
+        print(
+            f"error: the pipeline flow failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        )
+        return 1
+    ran = result.get("ran") or []
+    print(
+        f"pipeline done: {len(ran)} of {len(result['stages'])} stages ran ({', '.join(ran) or 'all up to date'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

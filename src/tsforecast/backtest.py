@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsforecast.config import BacktestConfig, EvaluateConfig
+from tsforecast.config import BacktestConfig, EvaluateConfig, OrchestrationConfig
 from tsforecast.errors import DataError
 from tsforecast.evaluate import (
     BASELINES,
@@ -44,6 +44,7 @@ from tsforecast.evaluate import (
 from tsforecast.inference import WindowBatches, predict_scaled
 from tsforecast.io import atomic_file, write_json, write_png
 from tsforecast.model import LSTMForecaster, load_model
+from tsforecast.panel import is_panel_dir
 from tsforecast.paths import Paths
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
@@ -208,8 +209,20 @@ def plot_backtest(metrics: dict[str, Any], path: Path) -> None:
     write_png(fig, path)
 
 
-def run_backtest(evaluate: EvaluateConfig, backtest: BacktestConfig, paths: Paths) -> BacktestResult:
-    """Forecast from ``backtest.n_cutoffs`` test origins with the trained model; score each."""
+def run_backtest(
+    evaluate: EvaluateConfig,
+    backtest: BacktestConfig,
+    paths: Paths,
+    orchestration: OrchestrationConfig | None = None,
+) -> BacktestResult | Any:
+    """Forecast from ``backtest.n_cutoffs`` test origins with the trained model; score each.
+
+    A panel in data/prepared/ is backtested per series (:mod:`tsforecast.panel_backtest`).
+    """
+    if is_panel_dir(paths.prepared):
+        from tsforecast.panel_backtest import run_panel_backtest
+
+        return run_panel_backtest(evaluate, backtest, orchestration or OrchestrationConfig(), paths)
     prepared = load_prepared(paths.prepared)  # edge: read
     model, _ = load_model(paths.models / "model.pt")
     origins = cutoff_rows(prepared, backtest.n_cutoffs)  # pure

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig
+from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, OrchestrationConfig
 from tsforecast.errors import ConfigError, DataError
 from tsforecast.inference import WindowBatches, predict_scaled
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, interval_metrics
-from tsforecast.io import write_json, write_png
+from tsforecast.io import atomic_file, write_json, write_png
 from tsforecast.model import LSTMForecaster, load_model
-from tsforecast.paths import Paths
+from tsforecast.panel import is_panel_dir
+from tsforecast.paths import BY_SERIES_FILE, WORST_PLOT, Paths
 from tsforecast.units import value_label
 from tsforecast.windowing import Prepared, load_prepared, sliding_windows, window_starts
 
@@ -176,12 +177,46 @@ def interval_scores(
     return out
 
 
+def series_row(metrics: dict[str, Any], series: str) -> pd.DataFrame:
+    """``metrics/by_series.parquet`` of one series: one row, the panel file's columns that apply."""
+    row: dict[str, Any] = {"series": [series], "n_windows": [metrics["n_windows"]]}
+    for name in (MODEL_KEY, *BASELINES):
+        values = metrics if name == MODEL_KEY else metrics["baselines"][name]
+        for key in ("smape", "mase", "mse_scaled", "mae_scaled"):
+            row[f"{name}_{key}"] = [float(values[key])]
+    for level, band in (metrics.get("intervals") or {}).items():
+        row[f"coverage_{level}"] = [float(band["coverage"])]
+        row[f"width_scaled_{level}"] = [float(band["width_scaled"])]
+    return pd.DataFrame(row)
+
+
+def worst_windows(scores: Scores, k: int) -> list[int]:
+    """The ``k`` test windows with the largest LSTM MAE (so MASE: one series, one scale), in time order."""
+    mae = np.abs(scores.preds[MODEL_KEY] - scores.y).mean(axis=1)
+    return sorted(int(i) for i in np.argsort(-mae, kind="stable")[:k])
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` to ``path`` atomically."""
+    with atomic_file(path, "wb") as fh:
+        frame.to_parquet(fh, index=False)
+
+
 COLORS = {MODEL_KEY: "tab:blue", "repeat_last": "tab:grey", "seasonal_naive": "tab:orange"}
 LABELS = {MODEL_KEY: "LSTM", "repeat_last": "repeat last", "seasonal_naive": "seasonal naive"}
 
 
-def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path: Path) -> list[int]:
-    """A grid of ``n`` evenly spaced test windows: history, actual, LSTM and baselines."""
+def plot_forecasts(
+    scores: Scores,
+    prepared: Prepared,
+    n: int,
+    target: str,
+    path: Path,
+    picks: list[int] | None = None,
+    title: str | None = None,
+) -> list[int]:
+    """A grid of ``n`` evenly spaced test windows (or the windows ``picks``): history, actual,
+    LSTM and baselines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,8 +224,10 @@ def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path
     import matplotlib.pyplot as plt
 
     L, H = prepared.input_size, prepared.horizon
-    n = max(1, min(n, len(scores.starts)))
-    picks = np.linspace(0, len(scores.starts) - 1, n).round().astype(int).tolist()
+    if picks is None:
+        n = max(1, min(n, len(scores.starts)))
+        picks = np.linspace(0, len(scores.starts) - 1, n).round().astype(int).tolist()
+    n = len(picks)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.4 * rows), dpi=110, squeeze=False)
@@ -223,7 +260,8 @@ def plot_forecasts(scores: Scores, prepared: Prepared, n: int, target: str, path
     fig.legend(handles, labels, loc="lower center", ncol=5, frameon=False)
     m = scores.metrics
     fig.suptitle(
-        f"Test windows (H={H}): MSE scaled LSTM {m['mse_scaled']:.4f} | repeat last "
+        (title + ": " if title else "")
+        + f"Test windows (H={H}): MSE scaled LSTM {m['mse_scaled']:.4f} | repeat last "
         f"{m['baselines']['repeat_last']['mse_scaled']:.4f} | seasonal naive "
         f"{m['baselines']['seasonal_naive']['mse_scaled']:.4f}",
         y=0.995,
@@ -263,9 +301,21 @@ def plot_error_by_step(scores: Scores, path: Path) -> None:
 
 
 def run_evaluate(
-    data: DataConfig, evaluate: EvaluateConfig, forecast: ForecastConfig, paths: Paths
-) -> EvaluateResult:
-    """Score ``models/model.pt`` on the test windows; write metrics, plot data and PNGs."""
+    data: DataConfig,
+    evaluate: EvaluateConfig,
+    forecast: ForecastConfig,
+    paths: Paths,
+    orchestration: OrchestrationConfig | None = None,
+) -> EvaluateResult | Any:
+    """Score ``models/model.pt`` on the test windows; write metrics, plot data and PNGs.
+
+    A panel in data/prepared/ is scored per series (:mod:`tsforecast.panel_evaluate`, per-series
+    work on Dask at ``orchestration.dask_address``).
+    """
+    if is_panel_dir(paths.prepared):
+        from tsforecast.panel_evaluate import run_panel_evaluate
+
+        return run_panel_evaluate(data, evaluate, forecast, orchestration or OrchestrationConfig(), paths)
     prepared = load_prepared(paths.prepared)  # edge: read
     model, extra = load_model(paths.models / "model.pt")
     scores = score(model, prepared, evaluate.seasonal_period)  # pure
@@ -312,6 +362,17 @@ def run_evaluate(
             paths.plots / "forecast.png",
         )
     plot_error_by_step(scores, paths.plots / "error_by_step.png")
+    write_parquet(paths.metrics / BY_SERIES_FILE, series_row(m, data.target))
+    worst = worst_windows(scores, max(1, evaluate.plot_windows or 4))
+    plot_forecasts(
+        scores,
+        prepared,
+        len(worst),
+        value_label(data.path, data.target),
+        paths.plots / WORST_PLOT,
+        picks=worst,
+        title=f"the {len(worst)} worst by MASE",
+    )
     beats = all(m["beats"].values())
     for lv, band in m["intervals"].items():
         log.info(

@@ -1,7 +1,7 @@
 """The validate stage's expectations: what is checked, on which columns, and how a failure reads.
 
 Pure: builds the frame Great Expectations validates and one :class:`Check` per expectation;
-``validate.run_suite`` runs them. Rules GX has no expectation for are computed with pandas
+``gx_suite.run_suite`` runs them. Rules GX has no expectation for are computed with pandas
 into derived columns of the validated frame, and GX checks those columns:
 
 - ``<timestamp>.on_grid``: whether each timestamp lies on the regular grid of the frequency;
@@ -9,6 +9,9 @@ into derived columns of the validated frame, and GX checks those columns:
   (only when ``data.freq`` is given: its most common value must be 1);
 - ``<column>.missing_run``: the length (in grid steps) of the run of missing values or missing
   timestamps that each row belongs to, or that ends just before it.
+
+A panel (``data.id_column`` set) gets only the frame-level checks here
+(:func:`panel_frame_plan`); its per-series rules run vectorised in :mod:`tsforecast.panel_checks`.
 """
 
 from __future__ import annotations
@@ -423,6 +426,71 @@ def plan_checks(
     n_out = grid.size if grid is not None and positions is not None else len(raw)
     suite.row_count_check(n_out)
     return Plan(frame=suite.frame, checks=suite.checks, grid=grid, n_out=n_out)
+
+
+def panel_frame_plan(raw: pd.DataFrame, data: DataConfig, source: str) -> Plan:
+    """A panel's GX checks over the whole frame: the columns exist, ids and timestamps are present,
+    the target and covariates are numeric (the per-series rules: :mod:`tsforecast.panel_validate`)."""
+    import great_expectations.expectations as gxe
+
+    assert data.id_column is not None
+    columns = list(raw.columns)
+    frame = raw.copy(deep=False)
+    checks: list[Check] = []
+    roles = [
+        (data.id_column, "data.id_column"),
+        (data.timestamp_column, "data.timestamp_column"),
+        (data.target, "data.target"),
+        *((c, "data.covariates") for c in data.covariates),
+    ]
+    for col, key in roles:
+        checks.append(
+            Check(
+                gxe.ExpectColumnToExist(column=col),
+                col,
+                lambda r, col=col, key=key: (
+                    f"{source}: column '{col}': column not found; columns are {columns}; set {key}"
+                ),
+            )
+        )
+    for col, what in ((data.id_column, "series id"), (data.timestamp_column, "timestamp")):
+        if col in columns:
+            nulls = raw[col].isna().to_numpy()
+            checks.append(
+                Check(
+                    gxe.ExpectColumnValuesToNotBeNull(column=col),
+                    col,
+                    lambda r, col=col, what=what, nulls=nulls: (
+                        f"{source}: column '{col}': values must "
+                        f"not be empty: {int(nulls.sum())} row(s) without a {what} (rows "
+                        f"{', '.join(map(str, np.flatnonzero(nulls)[:5]))}); every row needs one"
+                    ),
+                )
+            )
+    for col in [data.target, *data.covariates]:
+        if col not in columns:
+            continue
+        values = raw[col]
+        if _is_numeric(values) and isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+            frame[col] = _as_float(values)  # nullable Int64/Float64 -> float64 with NaN
+        checks.append(
+            Check(
+                gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=NUMERIC_TYPES),
+                col,
+                lambda r, col=col, values=values: _explain_panel_type(source, col, values),
+            )
+        )
+    return Plan(frame=frame, checks=checks)
+
+
+def _explain_panel_type(source: str, col: str, values: pd.Series) -> str:
+    bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+    items = ", ".join(f"{v!r} (row {i})" for i, v in bad.iloc[:5].items())
+    return (
+        f"{source}: column '{col}': values must be numeric: dtype is {values.dtype}"
+        + (f", e.g. {items} ({len(bad)} in all)" if items else "")
+        + "; fix or remove the non-numeric values (leave a cell empty to have it interpolated)"
+    )
 
 
 def _where(ts: pd.Series | None, i: int) -> str:

@@ -2,7 +2,7 @@
 
 Every way in ends here: the MLflow pyfunc (:mod:`tsforecast.pyfunc`), ``tsforecast predict``
 (:mod:`tsforecast.predict`) and the ``forecast`` stage (:mod:`tsforecast.forecast`) all call
-:func:`forecast_frame`.
+:func:`forecast_frame` (a panel model's long frame goes on to :mod:`tsforecast.panel_forecast`).
 
 A history is a frame with the model's timestamp column, its target and covariates, at
 least ``input_size`` rows at the model's frequency (more are fine: the last
@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 
 from tsforecast.errors import DataError, ModelLoadError
-from tsforecast.intervals import DEFAULT_LEVELS, INTERVALS_KEY, Calibration, calibrate, level_name
+from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
+from tsforecast.panel_forecast import forecast_panel, numeric_values
 from tsforecast.windowing import Prepared, sliding_windows, window_starts
 
 POINT_COLUMNS = ("timestamp", "forecast")
@@ -82,23 +83,6 @@ def _timestamps(values: pd.Series, spec: ForecastSpec, source: str) -> pd.Dateti
     return pd.DatetimeIndex(parsed)
 
 
-def _numeric(values: pd.Series, column: str, source: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(values) or not (
-        pd.api.types.is_numeric_dtype(values)
-        or values.dtype == object
-        or pd.api.types.is_string_dtype(values)
-    ):
-        raise DataError(f"{source}: column '{column}' has dtype {values.dtype}; it must be numeric")
-    converted = pd.to_numeric(values, errors="coerce")
-    bad = values[converted.isna() & values.notna()]
-    if len(bad):
-        raise DataError(
-            f"{source}: column '{column}' holds non-numeric values {[str(v) for v in bad.head(3)]} "
-            f"(first at row {bad.index[0]}); it must be numeric"
-        )
-    return converted.to_numpy(dtype="float64")
-
-
 def check_history(
     frame: pd.DataFrame, spec: ForecastSpec, source: str = "model input"
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -137,7 +121,7 @@ def check_history(
             f"({ts[i - 1]}) - sort the history and drop duplicates"
         )
     tail = slice(n - L, n)
-    values = np.column_stack([_numeric(frame[c].iloc[tail], c, source) for c in spec.columns])  # (L, C)
+    values = np.column_stack([numeric_values(frame[c].iloc[tail], c, source) for c in spec.columns])  # (L, C)
     bad = ~np.isfinite(values)
     if bad.any():
         col = int(np.argmax(bad.any(axis=0)))
@@ -206,8 +190,12 @@ def forecast_frame(
 
     ``levels`` are interval levels in percent (default: the levels the model was calibrated
     with, ``[80]``); ``[]`` gives the point forecast only. Bounds are in the data's units and
-    hold ``lo <= forecast <= hi``.
+    hold ``lo <= forecast <= hi``. A panel model (``extra["id_column"]``) takes a long frame
+    of known series and returns ``[id, timestamp, forecast, ...]`` for each
+    (:func:`tsforecast.panel_forecast.forecast_panel`).
     """
+    if extra.get("id_column"):
+        return forecast_panel(model, extra, history, levels, source)
     spec = ForecastSpec.from_model(model, extra)
     ts, values = check_history(history, spec, source)
     scaled = (values - np.asarray(spec.mean)) / np.asarray(spec.std)  # (L, C)
@@ -220,12 +208,7 @@ def forecast_frame(
         }
     )
     calibration = Calibration.from_extra(extra)
-    chosen = calibration.default_levels if levels is None else tuple(levels)
-    if chosen and calibration.empty:
-        raise ModelLoadError(
-            f"the model file holds no interval calibration ('{INTERVALS_KEY}' in its metadata), so "
-            f"levels {list(chosen)} cannot be served; retrain with `tsforecast train` (or ask for levels=[])"
-        )
+    chosen = serving_levels(calibration, levels)
     for level in chosen:
         lo, hi = calibration.bounds(point[None], level)  # (1, H) each, scaled
         out[f"lo_{level_name(level)}"] = lo[0] * std + mean

@@ -11,6 +11,13 @@ The ``register.alias`` alias (``champion``) moves to a new version only when
    ``register.challenger_alias``.
 
 Otherwise the version gets ``register.challenger_alias`` and the reason names both numbers.
+
+A panel (one global model over many series) is gated on the same ``mse_scaled``: there it is
+pooled over every series' test windows, each series on its own train-fit scale, so it is as
+scale-free across series as OWA, it is the loss the model was trained on, and a champion can be
+re-scored on the contender's exact windows with the same code. OWA (logged, tagged and in the
+summary) is a ratio to Naive2 on one test set, so it moves with the data and is unstable for
+series whose values sit near zero (sMAPE) or whose in-sample error is tiny (MASE).
 """
 
 from __future__ import annotations

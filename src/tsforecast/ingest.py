@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsforecast.config import BUILTIN_TAYLOR, DataConfig
+from tsforecast.config import BUILTIN_M4_HOURLY, BUILTIN_TAYLOR, DataConfig
 from tsforecast.errors import DataError
 from tsforecast.io import atomic_dir, recover_dir, write_json
 from tsforecast.paths import RAW_FILE, RAW_META, Paths
@@ -75,7 +75,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(
             f"data.path={str(path)!r}: file not found; set data.path to a CSV/Parquet file "
-            f"or '{BUILTIN_TAYLOR}'"
+            f"or '{BUILTIN_TAYLOR}' (one series) or '{BUILTIN_M4_HOURLY}' (a panel)"
         )
     if path.is_dir():
         raise DataError(f"data.path={str(path)!r} is a directory; point it at one CSV or Parquet file")
@@ -135,16 +135,47 @@ def parse_timestamps(values: pd.Series, column: str, source: str) -> pd.Series:
     )
 
 
+M4_COLUMNS = {"id_column": "unique_id", "timestamp_column": "timestamp", "target": "value"}
+
+
+def _builtin(cfg: DataConfig) -> pd.DataFrame:
+    """An embedded data set, refused with the exact ``-S`` settings when data.* does not fit it."""
+    if cfg.path == BUILTIN_TAYLOR:
+        if (cfg.timestamp_column, cfg.target) != ("timestamp", "demand") or cfg.covariates or cfg.is_panel:
+            raise DataError(
+                f"data.path={BUILTIN_TAYLOR!r} is one series with columns ['timestamp', 'demand'] and no "
+                f"covariates; got timestamp_column={cfg.timestamp_column!r}, target={cfg.target!r}, "
+                f"covariates={list(cfg.covariates)}, id_column={cfg.id_column!r}"
+            )
+        return load_taylor_frame()
+    fix = [f"-S data.{k}={v}" for k, v in M4_COLUMNS.items() if getattr(cfg, k) != v]
+    fix += ["-S 'data.covariates=[]'"] if cfg.covariates else []
+    if fix:
+        raise DataError(
+            f"data.path={BUILTIN_M4_HOURLY!r} is a panel of 414 series with columns "
+            f"{list(M4_COLUMNS.values())} and no covariates; add {' '.join(fix)} "
+            "(or set them under data: in params.yaml)"
+        )
+    from tsforecast.datasets import load_m4_hourly
+
+    return load_m4_hourly()
+
+
+def ids_as_strings(ids: pd.Series) -> pd.Series:
+    """Series ids as text (a categorical keeps its codes, its categories become text); missing
+    ids stay missing for validate to name."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        cats = ids.cat.categories
+        return ids if pd.api.types.is_string_dtype(cats) else ids.cat.rename_categories(cats.astype(str))
+    if pd.api.types.is_string_dtype(ids.dtype) and not pd.api.types.is_object_dtype(ids.dtype):
+        return ids
+    return ids.astype("string")
+
+
 def read_source(cfg: DataConfig, root: Path) -> tuple[pd.DataFrame, str, str | None]:
     """The series as a frame with a parsed timestamp column, its source and file hash."""
-    if cfg.path == BUILTIN_TAYLOR:
-        if (cfg.timestamp_column, cfg.target) != ("timestamp", "demand") or cfg.covariates:
-            raise DataError(
-                f"data.path={BUILTIN_TAYLOR!r} has columns ['timestamp', 'demand'] and no covariates; "
-                f"got timestamp_column={cfg.timestamp_column!r}, target={cfg.target!r}, "
-                f"covariates={list(cfg.covariates)}"
-            )
-        return load_taylor_frame(), BUILTIN_TAYLOR, None
+    if cfg.path in (BUILTIN_TAYLOR, BUILTIN_M4_HOURLY):
+        return _builtin(cfg), cfg.path, None
     path = Path(cfg.path)
     path = path if path.is_absolute() else root / path
     df = read_table(path)
@@ -154,6 +185,13 @@ def read_source(cfg: DataConfig, root: Path) -> tuple[pd.DataFrame, str, str | N
             f"{path}: column '{cfg.timestamp_column}' not found; columns are {list(df.columns)}. "
             "Set data.timestamp_column"
         )
+    if cfg.id_column is not None:
+        if cfg.id_column not in df.columns:
+            raise DataError(
+                f"{path}: series id column '{cfg.id_column}' not found; columns are {list(df.columns)}. "
+                "Set data.id_column to the column naming each row's series (or null for one series)"
+            )
+        df[cfg.id_column] = ids_as_strings(df[cfg.id_column])
     df[cfg.timestamp_column] = parse_timestamps(df[cfg.timestamp_column], cfg.timestamp_column, str(path))
     return df, str(cfg.path), _sha256(path)
 
@@ -170,10 +208,17 @@ def run_ingest(data: DataConfig, paths: Paths) -> IngestResult:
         "n_rows": len(df),
         "columns": list(df.columns),
     }
+    if data.is_panel:
+        meta.update(id_column=data.id_column, n_series=int(df[data.id_column].nunique()))
     with atomic_dir(paths.raw) as tmp:  # edge: atomic write
         df.to_parquet(tmp / RAW_FILE, index=False)
         write_json(tmp / RAW_META, meta)
-    log.info("ingested %d rows from %s", len(df), source)
+    log.info(
+        "ingested %d rows from %s%s",
+        len(df),
+        source,
+        f" ({meta['n_series']} series)" if data.is_panel else "",
+    )
     return IngestResult(n_rows=len(df), columns=list(df.columns), source=source)
 
 

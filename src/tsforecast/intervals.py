@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tsforecast.errors import ConfigError
+from tsforecast.errors import ConfigError, ModelLoadError
 
 INTERVALS_KEY = "intervals"  # in the model file's extra
 METHOD = "split_conformal_per_step"
@@ -112,6 +112,18 @@ class Calibration:
         return np.minimum(lo, point), np.maximum(hi, point)
 
 
+def serving_levels(calibration: Calibration, levels: Sequence[float] | None) -> tuple[float, ...]:
+    """The levels to serve: ``levels``, or the model's default ones when None; levels asked of a
+    model without a calibration fail naming them and the fix."""
+    chosen = calibration.default_levels if levels is None else tuple(levels)
+    if chosen and calibration.empty:
+        raise ModelLoadError(
+            f"the model file holds no interval calibration ('{INTERVALS_KEY}' in its metadata), so "
+            f"levels {list(chosen)} cannot be served; retrain with `tsforecast train` (or ask for levels=[])"
+        )
+    return chosen
+
+
 def calibrate(
     residuals: np.ndarray, default_levels: Sequence[float] = DEFAULT_LEVELS, holdout: bool = True
 ) -> Calibration:
@@ -179,4 +191,5 @@ __all__ = [
     "interval_metrics",
     "level_name",
     "pinball",
+    "serving_levels",
 ]

@@ -263,12 +263,26 @@ def describe(cand: Candidate, identity: TaskIdentity, commit: str, dirty: str) -
         f"(repeat_last {cand.baseline_mse_scaled:.5g}"
         + (f", seasonal_naive {sn:.5g}" if sn is not None else "")
         + f"); test data {cand.data_hash}.",
+        *_panel_lines(m),
         "",
         f"Reproduce: `git checkout {commit} && dvc checkout` (then `dvc repro` re-runs nothing).",
     ]
     if dirty == "true":
         lines.append("Note: the working tree had uncommitted changes when this was registered.")
     return "\n".join(lines)
+
+
+def _panel_lines(m: dict[str, Any]) -> list[str]:
+    """A panel's M4 line for the description (none for one series)."""
+    if "owa" not in m or "n_series" not in m:
+        return []
+    sn = m.get("baselines", {}).get("seasonal_naive", {}).get("owa", float("nan"))
+    return [
+        "",
+        f"One global model over {m['n_series']} series: OWA {m['owa']:.4g} against Naive2 "
+        f"(seasonal naive {sn:.4g}), sMAPE {m.get('smape', float('nan')):.4g}, "
+        f"MASE {m.get('mase', float('nan')):.4g}; per-series scores in metrics/by_series.parquet.",
+    ]
 
 
 def model_description(target: str, model_name: str, alias: str, challenger_alias: str) -> str:
@@ -337,7 +351,7 @@ def version_tags(cand: Candidate, tags: dict[str, str]) -> dict[str, str]:
             BASELINE_TAG: repr(cand.baseline_mse_scaled),
         }
     )
-    for key in ("mae_scaled", "mse", "mae", "rmse", "mase", "smape", "n_windows"):
+    for key in ("mae_scaled", "mse", "mae", "rmse", "mase", "smape", "n_windows", "owa", "n_series"):
         if key in cand.metrics:
             out[f"tsforecast.{key}"] = repr(cand.metrics[key])
     return out

@@ -8,8 +8,10 @@ Python loop exists per series or per window on the hot path.
 
 Split semantics follow :class:`~tsforecast.config.SplitConfig` inside each series:
 fractions of the series' own length (rounded down, from its first row, as today), or row
-counts, by default anchored at each series' *end* (test = its last ``split.test`` rows, the
-M4 protocol; ``anchor="start"`` counts from the first row as the one-series path does).
+counts, by default anchored at each series' *end*: test = its last ``split.test`` rows, val
+= the ``split.val`` rows before them, train = *every* row before val (at least
+``split.train``; the M4 protocol, so series of different lengths all train on their whole
+history). ``anchor="start"`` counts from the first row as the one-series path does.
 With ``split.inputs_look_back`` val/test windows may read their inputs from earlier rows.
 A window starting at local row ``s`` reads rows ``[s, s+L)`` and predicts ``[s+L, s+L+H)``;
 it never leaves its series. Scalers are fitted on each series' own train rows and applied
@@ -40,6 +42,7 @@ VALUES_FILE = "values.npy"
 ARRAYS_FILE = "arrays.npz"
 IDS_FILE = "ids.parquet"
 META_FILE = "meta.json"
+MAX_NAMED = 20  # series ids named in one error line; the rest are counted
 Anchor = Literal["start", "end"]
 
 
@@ -94,6 +97,7 @@ class Panel:
     horizon: int
     stride: int
     look_back: bool
+    timestamp_column: str = "timestamp"  # the long frame's, recorded for serving
 
     @property
     def n_series(self) -> int:
@@ -215,11 +219,14 @@ def split_bounds(
     else:  # fractions of each series' own length, rounded down as windowing.split_sizes does
         frac = np.array([split.train, split.val, split.test], dtype=np.float64)
         sizes = np.floor(n[:, None] * frac[None, :]).astype(np.int64)
-    total = sizes.sum(axis=1)
-    short = (total > n) | (sizes[:, 0] < L + H) | (sizes[:, 1] < need_eval) | (sizes[:, 2] < need_eval)
-    lo = n - total if (split.uses_counts and anchor == "end") else np.zeros_like(n)
-    lo = np.maximum(lo, 0)
-    edges = lo[:, None] + np.concatenate([np.zeros((n.size, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
+    if split.uses_counts and anchor == "end":  # train: every row before val (at least split.train)
+        sizes = sizes.copy()
+        sizes[:, 0] = np.maximum(n - sizes[:, 1] - sizes[:, 2], 0)
+        short = sizes[:, 0] < max(int(split.train), L + H)
+    else:
+        short = (sizes.sum(axis=1) > n) | (sizes[:, 0] < L + H)
+    short |= (sizes[:, 1] < need_eval) | (sizes[:, 2] < need_eval)
+    edges = np.concatenate([np.zeros((n.size, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
     bounds = np.stack([edges[:, :-1], edges[:, 1:]], axis=2)  # (S, 3, 2)
     return bounds, short
 
@@ -233,11 +240,19 @@ def needed_rows(split: SplitConfig, window: WindowConfig) -> int:
     return least_rows(split, L + H, need_eval)
 
 
+def name_series(items: list[str], total: int | None = None, limit: int = MAX_NAMED) -> str:
+    """``a, b, c`` or, past ``limit`` items, the first ``limit`` and ``and N more``."""
+    total = len(items) if total is None else total
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {total - min(len(items), limit)} more" if total > limit else "")
+
+
 def too_short_error(ids: pd.Index, lengths: np.ndarray, short: np.ndarray, need: int) -> PanelTooShortError:
-    """One error naming every series that is too short, with its length and the length needed."""
+    """One error naming the series that are too short (the first :data:`MAX_NAMED`, then a
+    count), with their lengths and the length needed; ``.short`` maps every one of them."""
     bad = np.flatnonzero(short)
     listed = {ids[i]: int(lengths[i]) for i in bad}
-    items = ", ".join(f"{k!s} ({v} rows)" for k, v in listed.items())
+    items = name_series([f"{ids[i]!s} ({int(lengths[i])} rows)" for i in bad[:MAX_NAMED]], bad.size)
     return PanelTooShortError(
         f"{bad.size} of {len(ids)} series are too short for the split and the window: each needs at "
         f"least {need} rows; too short: {items}. Drop these series, bring more history, or lower "
@@ -255,7 +270,7 @@ def _ts_ints(ts: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(ts).as_unit("ns").asi8  # tz-aware or object: UTC instants
 
 
-def _factorize(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def factorize_ids(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes and ids in order of first appearance; a categorical whose series come in runs is
     mapped without hashing (the usual sorted long frame)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -276,7 +291,7 @@ def _group_rows(
 ) -> tuple[pd.Index, np.ndarray | None, np.ndarray]:
     """Series ids (first-appearance order), the row order grouping series in time order (None: the
     frame is already), and each series' length. Duplicate timestamps fail naming every series."""
-    codes, uniques = _factorize(frame[id_column])
+    codes, uniques = factorize_ids(frame[id_column])
     if (codes < 0).any():
         raise DataError(
             f"{id_column!r} holds {int((codes < 0).sum())} missing ids; every row needs a series id"
@@ -289,7 +304,8 @@ def _group_rows(
         c, t = codes[order], ts[order]
         dup = (c[1:] == c[:-1]) & (np.diff(t) <= 0)
         if dup.any():
-            names = ", ".join(str(uniques[i]) for i in np.unique(c[1:][dup]))
+            bad = np.unique(c[1:][dup])
+            names = name_series([str(uniques[i]) for i in bad[:MAX_NAMED]], bad.size)
             raise DataError(
                 f"series {names}: a timestamp appears twice within the series; timestamps must be "
                 "unique per series - drop or aggregate duplicates (run validate first)"
@@ -399,6 +415,7 @@ def build_panel(
         horizon=window.horizon,
         stride=window.stride,
         look_back=split.inputs_look_back,
+        timestamp_column=timestamp_column,
     )
     log.info(
         "panel: %d series, %d rows, %d train windows",
@@ -433,6 +450,7 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
                 "horizon": panel.horizon,
                 "stride": panel.stride,
                 "look_back": panel.look_back,
+                "timestamp_column": panel.timestamp_column,
                 "n_windows": {p: panel.windows(p).total for p in PARTS},
             },
         )
@@ -471,6 +489,7 @@ def load_panel(folder: str | Path, mmap: bool = True) -> Panel:
         horizon=meta["horizon"],
         stride=meta["stride"],
         look_back=meta["look_back"],
+        timestamp_column=meta.get("timestamp_column", "timestamp"),
     )
 
 
@@ -479,8 +498,10 @@ __all__ = [
     "PanelTooShortError",
     "WindowRanges",
     "build_panel",
+    "factorize_ids",
     "is_panel_dir",
     "load_panel",
+    "name_series",
     "needed_rows",
     "save_panel",
     "split_bounds",

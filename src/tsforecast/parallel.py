@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tsforecast.errors import ConfigError, TsForecastError
+from tsforecast.progress import progress_bar
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -121,7 +122,7 @@ def chunk_ranges(
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="chunk", leave=False, disable=not progress, mininterval=0.5)
+    return progress_bar(None, total=total, desc=desc, unit="chunk", leave=False, disable=not progress)
 
 
 def _run_on_client(client: Client, fn: Callable[[T], R], chunks: Sequence[T], bar: tqdm) -> list[R]:

@@ -24,6 +24,9 @@ SERIES_FILE = "series.npy"
 PREPARED_META = "meta.json"
 SCALER_FILE = "scaler.json"
 TIMESTAMPS_FILE = "timestamps.parquet"
+# metrics/, plots/ (evaluate)
+BY_SERIES_FILE = "by_series.parquet"  # metrics/: one row per series (a panel's, or the one series')
+WORST_PLOT = "worst_series.png"  # plots/: the worst series of a panel, the worst windows of one series
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -10,7 +10,9 @@ the weights. The forecast itself is :func:`tsforecast.forecasting.forecast_frame
 
 Served (``mlflow models serve``), the model answers ``application/json``
 (``dataframe_split`` / ``dataframe_records``, optional ``"params": {"levels": [80, 95]}``)
-and ``text/csv``. The signature declares the timestamp column as text (ISO 8601): both
+and ``text/csv``. A panel model (trained with ``data.id_column``) takes the same with its id
+column and answers for every series sent; an id it was not trained on is a 400 naming it.
+The signature declares the timestamp column as text (ISO 8601): both
 content types carry text, and CSV cannot be parsed into a datetime column by MLflow.
 """
 
@@ -69,27 +71,56 @@ class ForecastInputError(MlflowException):
         self._message = str(value).rsplit(self._PREFIX_END, 1)[-1]
 
 
+def _id_spec(extra: dict[str, Any]) -> list[Any]:
+    """A panel model's id column: integer ids as long, any other as text; [] for one series."""
+    from mlflow.types import ColSpec, DataType
+
+    if not extra.get("id_column"):
+        return []
+    ids = extra["series_scalers"]["ids"]
+    integer = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    return [ColSpec(DataType.long if integer else DataType.string, str(extra["id_column"]))]
+
+
 def model_signature(extra: dict[str, Any], levels: tuple[float, ...] | None = None) -> Any:
     """Inputs: timestamp (ISO 8601 text), target and covariates (double). Outputs: timestamp,
-    forecast, ``lo_<l>``/``hi_<l>`` per default level. Param ``levels`` (percent, a list)."""
+    forecast, ``lo_<l>``/``hi_<l>`` per default level. Param ``levels`` (percent, a list).
+    A panel model also takes and returns its id column, first."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
     levels = levels if levels is not None else Calibration.from_extra(extra).default_levels
     ts_col = str(extra["timestamp_column"])
+    ids = _id_spec(extra)
     inputs = Schema(
-        [ColSpec(DataType.string, ts_col), *[ColSpec(DataType.double, c) for c in extra["columns"]]]
+        [*ids, ColSpec(DataType.string, ts_col), *[ColSpec(DataType.double, c) for c in extra["columns"]]]
     )
     bounds = [ColSpec(DataType.double, f"{side}_{level_name(lv)}") for lv in levels for side in ("lo", "hi")]
-    outputs = Schema([ColSpec(DataType.datetime, "timestamp"), ColSpec(DataType.double, "forecast"), *bounds])
+    outputs = Schema(
+        [*ids, ColSpec(DataType.datetime, "timestamp"), ColSpec(DataType.double, "forecast"), *bounds]
+    )
     params = ParamSchema([ParamSpec(LEVELS_PARAM, DataType.double, [float(v) for v in levels], (-1,))])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
+EXAMPLE_SERIES = 2  # a panel's input example: the last input_size rows of its first series
+
+
 def serving_example(history: pd.DataFrame, extra: dict[str, Any], input_size: int) -> pd.DataFrame:
-    """The last ``input_size`` rows, timestamps as ISO 8601 text: the logged input example."""
+    """The last ``input_size`` rows, timestamps as ISO 8601 text: the logged input example
+    (for a panel, of each of its first :data:`EXAMPLE_SERIES` series, with the id column)."""
     ts_col = str(extra["timestamp_column"])
-    example = history[[ts_col, *extra["columns"]]].iloc[-input_size:].reset_index(drop=True)
+    id_col = extra.get("id_column")
+    if id_col:
+        first = list(pd.unique(history[id_col]))[:EXAMPLE_SERIES]
+        rows = (
+            history[history[id_col].isin(first)].groupby(id_col, sort=False, observed=True).tail(input_size)
+        )
+        example = rows[[id_col, ts_col, *extra["columns"]]].reset_index(drop=True)
+        if isinstance(example[id_col].dtype, pd.CategoricalDtype):  # plain ids, as a request holds them
+            example[id_col] = example[id_col].astype(example[id_col].cat.categories.dtype)
+    else:
+        example = history[[ts_col, *extra["columns"]]].iloc[-input_size:].reset_index(drop=True)
     example[ts_col] = pd.DatetimeIndex(example[ts_col]).map(lambda t: t.isoformat())
     for c in extra["columns"]:
         example[c] = example[c].astype("float64")
@@ -97,7 +128,10 @@ def serving_example(history: pd.DataFrame, extra: dict[str, Any], input_size: in
 
 
 class TsForecastPyfunc(mlflow.pyfunc.PythonModel):
-    """History in (timestamp, target, covariates; >= input_size rows), next horizon steps out."""
+    """History in (timestamp, target, covariates; >= input_size rows), next horizon steps out.
+
+    A panel model takes a long frame with its id column (>= input_size rows of each known
+    series) and returns the id column first and ``horizon`` rows per series."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from tsforecast.model import load_model

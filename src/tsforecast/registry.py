@@ -44,7 +44,8 @@ from tsforecast.lineage import (
     version_tags,
 )
 from tsforecast.model import load_model
-from tsforecast.paths import Paths
+from tsforecast.panel import Panel, is_panel_dir, load_panel
+from tsforecast.paths import BY_SERIES_FILE, Paths
 from tsforecast.registry_types import (
     DATA_HASH_TAG,
     EXPERIMENT_ENV,
@@ -58,7 +59,7 @@ from tsforecast.registry_types import (
     Candidate,
 )
 from tsforecast.runlog import log_run
-from tsforecast.scoring import rescore_mismatch, score_on
+from tsforecast.scoring import panel_rescore_mismatch, rescore_mismatch, score_on
 from tsforecast.tracking import (
     download_model,
     ensure_experiment,
@@ -70,7 +71,7 @@ from tsforecast.tracking import (
     tracking_uri,
     with_retries,
 )
-from tsforecast.windowing import load_prepared
+from tsforecast.windowing import Prepared, load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,14 @@ def read_candidate(window: WindowConfig, paths: Paths) -> Candidate:
             f"{model_path} was trained for (input_size, horizon)={trained} but params say "
             f"window.input_size={window.input_size}, window.horizon={window.horizon}; {STOP}"
         )
-    prepared = load_prepared(paths.prepared)
+    prepared: Prepared | Panel = (
+        load_panel(paths.prepared) if is_panel_dir(paths.prepared) else load_prepared(paths.prepared)
+    )
     try:
-        mismatch = rescore_mismatch(model, prepared, metrics, period)
+        if isinstance(prepared, Panel):  # a sample of series re-scored against by_series.parquet
+            mismatch = panel_rescore_mismatch(model, prepared, metrics, _by_series(paths), period)
+        else:
+            mismatch = rescore_mismatch(model, prepared, metrics, period)
     except DataError as e:
         raise RegistryError(f"{model_path} does not fit data/prepared/ ({e}); {STOP}") from None
     if mismatch is not None:
@@ -161,6 +167,14 @@ def read_candidate(window: WindowConfig, paths: Paths) -> Candidate:
         extra=extra,
         prepared=prepared,
     )
+
+
+def _by_series(paths: Paths) -> Any:
+    """metrics/by_series.parquet (a panel's per-series scores), or None when it is missing."""
+    import pandas as pd
+
+    path = paths.metrics / BY_SERIES_FILE
+    return pd.read_parquet(path) if path.is_file() else None
 
 
 def identity_of(data: DataConfig, window: WindowConfig, cand: Candidate) -> TaskIdentity:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tsforecast.model import LSTMForecaster
+    from tsforecast.panel import Panel
     from tsforecast.windowing import Prepared
 
 # ---------------------------------------------------------------------------- tag keys
@@ -46,7 +47,7 @@ class Candidate:
     fingerprint: str
     model: LSTMForecaster
     extra: dict[str, Any]
-    prepared: Prepared
+    prepared: Prepared | Panel  # data/prepared/: one series, or a panel (Panel)
 
 
 @dataclass(frozen=True)

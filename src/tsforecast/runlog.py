@@ -17,7 +17,7 @@ import numpy as np
 
 from tsforecast.io import read_json
 from tsforecast.lineage import flat_metrics
-from tsforecast.paths import Paths
+from tsforecast.paths import BY_SERIES_FILE, Paths
 from tsforecast.registry_types import MODEL_ARTIFACT, MODEL_URI_TAG, Candidate
 
 RUN_SPAN_MAX_S = 24 * 3600.0  # an MLflow run starts when training did, if that is within a day
@@ -28,7 +28,8 @@ def _input_example(paths: Paths, cand: Candidate) -> Any:
 
     from tsforecast.pyfunc import serving_example
 
-    spec_cols = [cand.extra["timestamp_column"], *cand.extra["columns"]]
+    id_column = cand.extra.get("id_column")  # a panel: the long frame keeps its series ids
+    spec_cols = [*([id_column] if id_column else []), cand.extra["timestamp_column"], *cand.extra["columns"]]
     frame = pd.read_parquet(paths.validated / "data.parquet", columns=spec_cols)
     return frame, serving_example(frame, cand.extra, cand.model.args.input_size)
 
@@ -60,6 +61,8 @@ def _log_artifacts(paths: Paths, config: dict[str, Any]) -> None:
             mlflow.log_artifact(str(p), "plots")
     for p in sorted(paths.metrics.glob("*.json")):
         mlflow.log_artifact(str(p), "metrics")
+    if (paths.metrics / BY_SERIES_FILE).is_file():  # per-series scores: an artifact, not a model per series
+        mlflow.log_artifact(str(paths.metrics / BY_SERIES_FILE), "metrics")
     if (paths.reports / "validation.json").is_file():
         mlflow.log_artifact(str(paths.reports / "validation.json"), "validation")
     if (paths.reports / "data_docs").is_dir():
@@ -186,7 +189,9 @@ def log_run(
                 pip_requirements=_pip_requirements(),
                 metadata={
                     "tsforecast": {
-                        k: v for k, v in cand.extra.items() if k not in ("config", "scaler", "intervals")
+                        k: v
+                        for k, v in cand.extra.items()
+                        if k not in ("config", "scaler", "intervals", "series_scalers")  # in model.pt
                     }
                 },
             )

@@ -6,6 +6,8 @@ function the evaluate stage uses, so "the same test windows" means exactly evalu
 * :func:`rescore_mismatch`: does ``metrics/evaluate.json`` describe this model on this data?
 * :func:`score_on`: an older model (a champion trained on older rows, with its own scaler)
   scored on the current windows, in the current scale (:class:`OnScale`).
+* a panel: :func:`panel_rescore_mismatch` re-scores a sample of series against
+  ``metrics/by_series.parquet``; :func:`score_on_panel` scores a champion on the whole panel.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from tsforecast.errors import DataError
 from tsforecast.evaluate import score
 from tsforecast.model import LSTMForecaster
+from tsforecast.panel import Panel
 from tsforecast.windowing import Prepared, StandardScaler
 
 SCORE_RTOL = 1e-4  # evaluate.json vs a re-score of model.pt: float noise across machines only
+PANEL_RESCORE_SAMPLE = 32  # a panel: series re-scored to check by_series.parquet (cheap at any size)
 
 
 def rescore_mismatch(
@@ -68,10 +73,77 @@ class OnScale(nn.Module):
         return y * self.out_a + self.out_b  # back on the data's scale
 
 
+def panel_rescore_mismatch(
+    model: LSTMForecaster,
+    panel: Panel,
+    metrics: dict[str, Any],
+    by_series: pd.DataFrame | None,
+    seasonal_period: int,
+    sample: int = PANEL_RESCORE_SAMPLE,
+) -> str | None:
+    """None when ``metrics`` (evaluate.json) and ``by_series`` (by_series.parquet) describe ``model`` on
+    ``panel``; else what differs. Re-scores ``sample`` series spread over the panel, not all of them.
+
+    Raises :class:`DataError` when the model does not fit the panel at all.
+    """
+    from tsforecast.panel_scoring import Job, check_model, concat, panel_slice, score_chunk
+
+    check_model(model, panel)
+    if by_series is None:
+        return "metrics/by_series.parquet is missing"
+    counts = (int(metrics.get("n_series", -1)), int(metrics.get("n_windows", -1)), len(by_series))
+    expected = (panel.n_series, panel.windows("test").total, panel.n_series)
+    if counts != expected:
+        return f"(n_series, n_windows, by_series rows)={counts}; the panel has {expected[:2]}"
+    picks = np.unique(np.linspace(0, panel.n_series - 1, min(sample, panel.n_series)).round().astype(int))
+    job = Job.for_model(model, seasonal_period)
+    scores = concat([score_chunk(job, panel_slice(panel, i, i + 1)) for i in picks])
+    rescored = scores.sums["lstm.sse_scaled"] / (scores.n_windows * panel.horizon)
+    recorded = by_series["lstm_mse_scaled"].to_numpy()[picks]
+    ids = by_series.iloc[picks, 0].astype(str).tolist()
+    if ids != [str(panel.ids[i]) for i in picks]:
+        return f"by_series.parquet lists series {ids[:3]}... where the panel has {[str(panel.ids[i]) for i in picks[:3]]}..."
+    bad = ~np.isclose(rescored, recorded, rtol=SCORE_RTOL, atol=1e-12)
+    if not bad.any():
+        return None
+    i = int(np.flatnonzero(bad)[0])
+    return (
+        f"series {ids[i]}: mse_scaled {recorded[i]:.6g} in by_series.parquet; re-scored: {rescored[i]:.6g} "
+        f"({int(bad.sum())} of {len(picks)} re-scored series differ)"
+    )
+
+
+def score_on_panel(
+    model: LSTMForecaster, extra: dict[str, Any], panel: Panel, seasonal_period: int
+) -> tuple[float | None, str]:
+    """A panel model's test mse_scaled on ``panel``'s windows, or (None, why it cannot be scored).
+
+    A global model is scored with the *current* panel's per-series scalers (each series scaled on
+    its own train rows, as evaluate does): the scaling belongs to the data, so a champion trained
+    on older rows (or without some of today's series) is judged on exactly the contender's inputs.
+    """
+    from tsforecast.panel_evaluate import evaluate_panel
+
+    columns = list(extra.get("columns") or [])
+    if columns != list(panel.columns):
+        return None, f"it was trained on columns {columns}, the data has {list(panel.columns)}"
+    if not extra.get("id_column"):
+        return None, "it was trained on one series, the data is a panel"
+    try:
+        metrics, _, _ = evaluate_panel(model, {}, panel, seasonal_period, levels=())
+    except DataError as e:
+        return None, str(e)
+    return float(metrics["mse_scaled"]), ""
+
+
 def score_on(
-    model: LSTMForecaster, extra: dict[str, Any], prepared: Prepared, seasonal_period: int
+    model: LSTMForecaster, extra: dict[str, Any], prepared: Prepared | Panel, seasonal_period: int
 ) -> tuple[float | None, str]:
     """``model``'s test mse_scaled on ``prepared``'s windows, or (None, why it cannot be scored)."""
+    if isinstance(prepared, Panel):
+        return score_on_panel(model, extra, prepared, seasonal_period)
+    if extra.get("id_column"):
+        return None, "it was trained on a panel, the data is one series"
     columns = list(extra.get("columns") or [])
     if columns != list(prepared.columns):
         return None, f"it was trained on columns {columns}, the data has {list(prepared.columns)}"
@@ -90,4 +162,11 @@ def score_on(
     return float(metrics["mse_scaled"]), ""
 
 
-__all__ = ["SCORE_RTOL", "OnScale", "rescore_mismatch", "score_on"]
+__all__ = [
+    "SCORE_RTOL",
+    "OnScale",
+    "panel_rescore_mismatch",
+    "rescore_mismatch",
+    "score_on",
+    "score_on_panel",
+]

@@ -26,6 +26,7 @@ PLOTS = (
     "plots/future.png",
     "plots/forecast.png",
     "plots/error_by_step.png",
+    "plots/worst_series.png",
     "plots/backtest.png",
     "plots/loss.png",
 )
@@ -90,6 +91,7 @@ def metrics_section(evaluate: Mapping[str, Any] | None, why: str | None) -> list
         lines.append(f"  The LSTM beats both baselines on mse_scaled ({_fmt(ours)}).")
     elif not_beaten:
         lines.append(f"  The LSTM ({_fmt(ours)}) does not beat {', '.join(not_beaten)} on mse_scaled.")
+    lines += panel_lines(evaluate, baselines)
     intervals = evaluate.get("intervals") if isinstance(evaluate.get("intervals"), Mapping) else {}
     for level, band in intervals.items():
         if isinstance(band, Mapping) and _num(band.get("coverage")) is not None:
@@ -97,6 +99,40 @@ def metrics_section(evaluate: Mapping[str, Any] | None, why: str | None) -> list
                 f"  {level} % prediction intervals cover {100 * _num(band['coverage']):.1f} % of the test "
                 f"values (nominal {level} %), mean width {_fmt(band.get('width_scaled'))} (scaled)"
             )
+    return lines
+
+
+PANEL_COLUMNS = ("smape", "mase", "owa")
+PANEL_ROWS = (
+    ("LSTM", None),
+    ("naive2", "naive2"),
+    ("seasonal_naive", "seasonal_naive"),
+    ("repeat_last", "repeat_last"),
+)
+
+
+def panel_lines(evaluate: Mapping[str, Any], baselines: Mapping[str, Any]) -> list[str]:
+    """A panel's M4 measures (means over series; OWA against Naive2) and its worst series; [] for one series."""
+    if _num(evaluate.get("owa")) is None and "n_series" not in evaluate:
+        return []
+    lines = [
+        f"  Over {evaluate.get('n_series')} series, M4 measures (means over series, OWA against Naive2 = 1):",
+        f"  {'forecaster':<16}" + "".join(f"{c:>12}" for c in PANEL_COLUMNS),
+    ]
+    for label, key in PANEL_ROWS:
+        values = evaluate if key is None else baselines.get(key)
+        if isinstance(values, Mapping):
+            lines.append(f"  {label:<16}" + "".join(f"{_fmt(values.get(c)):>12}" for c in PANEL_COLUMNS))
+    ours = _num(evaluate.get("owa"))
+    sn = _num((baselines.get("seasonal_naive") or {}).get("owa")) if isinstance(baselines, Mapping) else None
+    if ours is not None and sn is not None:
+        verb = "beats" if ours < sn else "does NOT beat"
+        lines.append(f"  The LSTM's OWA {_fmt(ours)} {verb} seasonal naive's {_fmt(sn)} (and Naive2's 1).")
+    worst = evaluate.get("worst_series")
+    if isinstance(worst, list) and worst:
+        lines.append(
+            f"  Highest MASE: {', '.join(map(str, worst))} (plots/worst_series.png; per series: metrics/by_series.parquet)"
+        )
     return lines
 
 
@@ -115,10 +151,18 @@ def backtest_section(backtest: Mapping[str, Any] | None, why: str | None) -> lis
         is not None
         and a < b
     )
-    return [
+    lines = [
         f"Backtest over {backtest.get('n_cutoffs')} origins (no refit): mse_scaled LSTM {_fmt(ours)}, "
         f"seasonal_naive {_fmt(sn)}; the LSTM wins from {won} of {len(by_cutoff)} origins"
     ]
+    if "n_series" in backtest:  # a panel: origins per series, and the M4 view
+        sn_owa = ((backtest.get("baselines") or {}).get("seasonal_naive") or {}).get("owa")
+        lines.append(
+            f"  per series of {backtest['n_series']} ({backtest.get('n_cutoffs')} of "
+            f"{backtest.get('n_cutoffs_requested')} requested origins fit each test part): OWA LSTM "
+            f"{_fmt(backtest.get('owa'))}, seasonal_naive {_fmt(sn_owa)}"
+        )
+    return lines
 
 
 def forecast_section(root: Path) -> list[str]:

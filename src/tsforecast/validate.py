@@ -1,8 +1,10 @@
 """Stage ``validate``: a Great Expectations suite over ``data/raw/``, short gaps filled.
 
 The suite (what is checked and how each failure reads: :mod:`tsforecast.expectations`) runs
-through the GX 1.x API (ephemeral context, pandas data source, whole-dataframe batch
-definition, ExpectationSuite, ValidationDefinition, Checkpoint with an UpdateDataDocsAction).
+through the GX 1.x API (:mod:`tsforecast.gx_suite`: ephemeral context, pandas data source,
+whole-dataframe batch definition, ExpectationSuite, ValidationDefinition, Checkpoint with an
+UpdateDataDocsAction). With ``data.id_column`` set the panel is validated series by series
+(:mod:`tsforecast.panel_validate`).
 
 On success ``data/validated/`` holds the series on the regular grid, float64, with runs of up
 to ``data.fill_gaps`` missing steps filled by time interpolation (at the series' edges the
@@ -14,19 +16,19 @@ Docs are written either way.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tsforecast.config import DataConfig, SplitConfig, WindowConfig
+from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, DataValidationError
-from tsforecast.expectations import SHOWN, Grid, Plan, plan_checks
+from tsforecast.expectations import Grid, plan_checks
+from tsforecast.gx_suite import details, run_checks
 from tsforecast.ingest import read_raw
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
+from tsforecast.panel_validate import PanelValidateResult, validate_panel
 from tsforecast.paths import (
     DATA_DOCS_DIR,
     RAW_FILE,
@@ -39,9 +41,6 @@ from tsforecast.paths import (
 
 log = logging.getLogger(__name__)
 
-SITE_NAME = "tsforecast"
-SUITE_NAME = "raw_series"
-
 
 @dataclass(frozen=True)
 class ValidateResult:
@@ -49,113 +48,6 @@ class ValidateResult:
     n_filled: int
     n_expectations: int
     freq: str
-
-
-# --------------------------------------------------------------------------- running GX
-
-
-def _gx_quiet() -> None:
-    """No phoning home, no progress bars (set in the context config), INFO logs kept down."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    # GX sets this module logger to INFO itself; the others inherit from "great_expectations"
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logger = logging.getLogger(name)
-        if logger.level in (logging.NOTSET, logging.INFO):
-            logger.setLevel(logging.WARNING)
-
-
-def run_suite(plan: Plan, docs_dir: Path) -> list[dict[str, Any]]:
-    """Run the checks through a GX checkpoint, building the Data Docs site in ``docs_dir``.
-
-    Returns one dict per check: the expectation's type, column, success and result.
-    """
-    _gx_quiet()
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    site = {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-    }
-    # in-memory stores; our one docs site instead of the default one in a fresh temp dir
-    config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        data_docs_sites={SITE_NAME: site},
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False),
-    )
-    context = gx.get_context(project_config=config, mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("tsforecast")
-        .add_dataframe_asset("raw")
-        .add_batch_definition_whole_dataframe("whole series")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for check in plan.checks:
-        suite.add_expectation(check.expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="validate raw", data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name="validate",
-            validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="update data docs", site_names=[SITE_NAME])],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN},
-        )
-    )
-    outcome = checkpoint.run(
-        batch_parameters={"dataframe": plan.frame}, run_id=RunIdentifier(run_name="tsforecast-validate")
-    )
-    (suite_result,) = outcome.run_results.values()
-    by_id = {r.expectation_config.id: r for r in suite_result.results}
-    results = []
-    for check in plan.checks:
-        r = by_id[check.expectation.id]
-        raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
-        results.append(
-            {
-                "expectation": r.expectation_config.type,
-                "column": check.column,
-                "success": bool(r.success) and not raised,
-                "result": dict(r.result or {}),
-                "exception": r.exception_info.get("exception_message") if raised else None,
-            }
-        )
-    return results
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly values: numpy scalars to Python, timestamps and non-finite floats to text."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)
-
-
-def _details(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("observed_value", "element_count", "unexpected_count", "unexpected_percent", "missing_count")
-    out = {k: result[k] for k in keys if k in result}
-    if "partial_unexpected_list" in result:
-        out["unexpected_values"] = result["partial_unexpected_list"][:SHOWN]
-    if "partial_unexpected_index_list" in result:
-        out["unexpected_rows"] = result["partial_unexpected_index_list"][:SHOWN]
-    return _plain(out)
 
 
 # --------------------------------------------------------------------------- filling gaps
@@ -196,25 +88,26 @@ def _source_name(paths: Paths) -> str:
         return str(raw)
 
 
-def run_validate(data: DataConfig, split: SplitConfig, window: WindowConfig, paths: Paths) -> ValidateResult:
-    """Validate ``data/raw/`` with a GX suite; write ``data/validated/`` when every rule holds."""
+def run_validate(
+    data: DataConfig,
+    split: SplitConfig,
+    window: WindowConfig,
+    orchestration: OrchestrationConfig,
+    paths: Paths,
+) -> ValidateResult | PanelValidateResult:
+    """Validate ``data/raw/`` with a GX suite; write ``data/validated/`` when every rule holds.
+
+    A panel (``data.id_column`` set) is validated series by series, in chunks on Dask at
+    ``orchestration.dask_address`` (:func:`tsforecast.panel_validate.validate_panel`).
+    """
     raw = read_raw(paths.raw)  # edge: read
     source = _source_name(paths)
+    if data.is_panel:
+        return validate_panel(data, split, window, orchestration, paths, raw, source)
     plan = plan_checks(raw, data, split, window, source)  # pure
     log.info("validating %d rows of %s: %d expectations", len(raw), source, len(plan.checks))
     with atomic_dir(paths.reports / DATA_DOCS_DIR) as docs:  # edge: Data Docs, rebuilt whole
-        results = run_suite(plan, docs)
-    lines = []
-    for check, res in zip(plan.checks, results, strict=True):
-        res["message"] = None
-        if not res["success"]:
-            res["message"] = (
-                f"{source}: GX could not evaluate {res['expectation']}: {res['exception']}"
-                if res["exception"]
-                else check.explain(res["result"])
-            )
-            if res["message"]:
-                lines.append(res["message"])
+        results, lines = run_checks(plan, docs, prefix=f"{source}: ")
     failed = [r for r in results if not r["success"]]
     if not failed and plan.grid is None:  # cannot happen: too few rows fail the row count first
         lines.append(f"{source}: column '{data.timestamp_column}': too few timestamps to infer a frequency")
@@ -237,7 +130,7 @@ def run_validate(data: DataConfig, split: SplitConfig, window: WindowConfig, pat
                 "expectation": r["expectation"],
                 "column": r["column"],
                 "success": r["success"],
-                "details": {**_details(r["result"]), **({"message": r["message"]} if r["message"] else {})},
+                "details": {**details(r["result"]), **({"message": r["message"]} if r["message"] else {})},
             }
             for r in results
         ],

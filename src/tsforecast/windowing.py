@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
+from tsforecast.panel_window import PanelWindowResult, window_panel
 from tsforecast.paths import PREPARED_META, SCALER_FILE, SERIES_FILE, TIMESTAMPS_FILE, Paths
 from tsforecast.splits import SplitBounds, split_rows
 from tsforecast.validate import read_validated
@@ -128,8 +129,15 @@ class Prepared:
         return starts, X, Y
 
 
-def run_window(data: DataConfig, split: SplitConfig, window: WindowConfig, paths: Paths) -> WindowResult:
-    """Split chronologically, fit the scaler on train rows, save the scaled series."""
+def run_window(
+    data: DataConfig, split: SplitConfig, window: WindowConfig, paths: Paths
+) -> WindowResult | PanelWindowResult:
+    """Split chronologically, fit the scaler on train rows, save the scaled series.
+
+    A panel (``data.id_column`` set): per series, :func:`tsforecast.panel_window.window_panel`.
+    """
+    if data.is_panel:
+        return window_panel(data, split, window, paths)
     frame, meta = read_validated(paths.validated)  # edge: read
     columns = [data.target, *data.covariates]
     missing = [c for c in [data.timestamp_column, *columns] if c not in frame.columns]

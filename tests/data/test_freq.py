@@ -24,7 +24,7 @@ def series(freq: str, n: int = 60, drop: slice | None = None, start: str = "2000
 
 def failure(repo) -> str:
     with pytest.raises(DataValidationError) as info:
-        run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+        run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
     return str(info.value)
 
 
@@ -97,7 +97,7 @@ def test_monthly_data_missing_24_months_fails_naming_the_gap_start_and_length(ma
 def test_monthly_data_with_a_short_gap_is_filled_on_the_month_start_grid(make_repo) -> None:
     repo = make_repo(series("MS", drop=slice(20, 22)))
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     assert (result.freq, result.n_rows, result.n_filled) == ("MS", 60, 2)
     report = read_json(repo.paths.reports / "validation.json")
@@ -109,7 +109,7 @@ def test_monthly_data_with_a_short_gap_is_filled_on_the_month_start_grid(make_re
 def test_monthly_gap_within_a_raised_fill_gaps_is_filled(make_repo) -> None:
     repo = make_repo(series("MS", n=80, drop=slice(20, 44)), fill_gaps=24)
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     assert (result.freq, result.n_rows, result.n_filled) == ("MS", 80, 24)
 
@@ -141,7 +141,7 @@ def test_a_gap_in_calendar_data_is_named_as_a_gap(make_repo, freq, start, expect
 def test_a_short_gap_in_calendar_data_is_filled(make_repo, freq, start) -> None:
     repo = make_repo(series(freq, start=start, drop=slice(20, 22)))
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     assert (result.n_rows, result.n_filled) == (60, 2)
     out = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)

@@ -22,7 +22,7 @@ def hourly_frame(n: int = N_ROWS, freq: str = "h") -> pd.DataFrame:
 
 def failure(repo) -> str:
     with pytest.raises(DataValidationError) as info:
-        run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+        run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
     return str(info.value)
 
 
@@ -39,7 +39,7 @@ def test_clean_series_is_written_on_the_grid_as_float64(make_repo):
     frame["ignored"] = "text"  # columns outside the config are dropped
     repo = make_repo(frame, covariates=["temp"])
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     out = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)
     assert list(out.columns) == ["timestamp", "y", "temp"]
@@ -63,7 +63,7 @@ def test_clean_series_is_written_on_the_grid_as_float64(make_repo):
 
 def test_reports_and_data_docs_are_written_on_success(make_repo):
     repo = make_repo(hourly_frame())
-    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     rep = report(repo)
     assert rep["success"] is True
@@ -79,7 +79,7 @@ def test_tz_aware_timestamps_are_kept(make_repo):
     frame["timestamp"] = frame["timestamp"].dt.tz_localize("UTC")
     repo = make_repo(frame)
 
-    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     out = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)
     assert str(out["timestamp"].dt.tz) == "UTC"
@@ -133,7 +133,10 @@ def test_explicit_freq_that_does_not_match_the_data_fails(make_repo):
 def test_explicit_freq_that_matches_the_data_passes(make_repo):
     repo = make_repo(hourly_frame(freq="30min"), freq="30min")
 
-    assert run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths).freq == "30min"
+    assert (
+        run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths).freq
+        == "30min"
+    )
 
 
 # ------------------------------------------------------------------ gaps
@@ -144,7 +147,7 @@ def test_short_nan_gap_is_filled_and_listed_in_the_report(make_repo):
     frame.loc[5:6, "y"] = np.nan  # 2 steps, data.fill_gaps=2
     repo = make_repo(frame)
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     filled = ["2000-01-01 05:00:00", "2000-01-01 06:00:00"]
     assert result.n_filled == 2
@@ -169,7 +172,7 @@ def test_missing_timestamps_on_the_grid_are_filled_by_time_interpolation(make_re
     frame = hourly_frame().drop(index=[5, 6])
     repo = make_repo(frame)
 
-    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    result = run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
 
     assert (result.n_rows, result.n_filled) == (N_ROWS, 2)
     assert report(repo)["filled"] == ["2000-01-01 05:00:00", "2000-01-01 06:00:00"]
@@ -254,7 +257,7 @@ def test_each_failed_expectation_gets_its_own_line(make_repo):
 
 def test_failure_leaves_validated_output_unchanged(make_repo):
     repo = make_repo(hourly_frame())
-    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.paths)
+    run_validate(repo.cfg.data, repo.cfg.split, repo.cfg.window, repo.cfg.orchestration, repo.paths)
     before = {p.name: p.read_bytes() for p in repo.paths.validated.iterdir()}
     bad = hourly_frame()
     bad.loc[3, "timestamp"] = bad.loc[2, "timestamp"]

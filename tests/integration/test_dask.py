@@ -8,25 +8,19 @@ name the workers could not import).
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 
 from benchmarks.panel_data import synthetic_values
+from tests.dask_cluster import dask_cluster
 from tests.dask_tasks import fail_on_three, score_chunk, slow_echo, worker_pid
-from tests.processes import free_port, start_in_own_session, stop_process_group, tail
+from tests.processes import free_port
 from tsforecast import parallel
 from tsforecast.errors import ConfigError
 from tsforecast.parallel import DaskUnavailableError, chunk_ranges, dask_client, map_series
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def panel_chunks(n_series: int = 60, length: int = 24 * 14) -> list[tuple[list[str], np.ndarray]]:
@@ -38,49 +32,8 @@ def panel_chunks(n_series: int = 60, length: int = 24 * 14) -> list[tuple[list[s
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real scheduler and two single-threaded workers; all stopped (process groups) after."""
-    tmp = tmp_path_factory.mktemp("dask")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    procs = [
-        start_in_own_session(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            env=env, cwd=tmp, log=tmp / "scheduler.log",
-        )
-    ]  # fmt: skip
-    try:
-        for i in range(2):
-            procs.append(
-                start_in_own_session(
-                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-                     "--local-directory", str(tmp / f"w{i}")],
-                    env=env, cwd=tmp, log=tmp / f"worker{i}.log",
-                )
-            )  # fmt: skip
-        from distributed import Client
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(address, timeout="5s") as client:
-                    client.wait_for_workers(2, timeout=120)
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    logs = "\n".join(tail(tmp / f) for f in ("scheduler.log", "worker0.log", "worker1.log"))
-                    pytest.fail(f"Dask cluster at {address} did not come up:\n{logs}")
-                time.sleep(1)
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as address:
         yield address
-    finally:
-        pids = []
-        for p in reversed(procs):
-            pids += (
-                [c.pid for c in psutil.Process(p.pid).children(recursive=True)] if p.poll() is None else []
-            )
-            pids.append(p.pid)
-            stop_process_group(p)
-        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
-        assert not alive, f"Dask processes left running: {alive}"
 
 
 @pytest.mark.slow

@@ -348,6 +348,70 @@ PARAM_CASES = {
 }
 
 
+def panel_with(**changes: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[], pd.DataFrame]:
+    """Series ``a``, ``b``, ``c`` (each a ``series_frame`` of 600 rows) in one long file by ``sid``."""
+
+    def build() -> pd.DataFrame:
+        parts = [series_frame(seed=i).assign(sid=sid) for i, sid in enumerate("abc")]
+        df = pd.concat(parts, ignore_index=True)[["sid", "timestamp", "y", "temp"]]
+        for change in changes.values():
+            df = change(df)
+        return df
+
+    return build
+
+
+def _drop_rows(sid: str, rows: slice) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(df: pd.DataFrame) -> pd.DataFrame:
+        return df.drop(index=df.index[df["sid"] == sid][rows])
+
+    return change
+
+
+ON_PANEL = {**ON_BAD, "data.id_column": "sid"}
+
+PANEL_CASES = {
+    "panel_gaps_in_two_series": Case(
+        "validate",
+        (
+            "bad.csv",
+            "columns ['y', 'temp']: 2 of 3 series have gaps",
+            "longer than data.fill_gaps=2",
+            "b (5 missing steps from 2024-01-05 04:00:00 to 2024-01-05 08:00:00 in 'y')",
+            "c (3 missing steps from 2024-01-01 10:00:00 to 2024-01-01 12:00:00 in 'y')",
+            "or raise data.fill_gaps",
+        ),
+        ON_PANEL,
+        {BAD: panel_with(b=_drop_rows("b", slice(100, 105)), c=_drop_rows("c", slice(10, 13)))},
+    ),
+    "panel_series_too_short": Case(
+        "validate",
+        ("bad.csv", "1 of 3 series are too short", "each needs at least 50 rows", "too short: c (40 rows)"),
+        ON_PANEL,
+        {BAD: panel_with(c=_drop_rows("c", slice(40, None)))},
+    ),
+    "panel_id_column_missing": Case(
+        "ingest",
+        (
+            "bad.csv",
+            "series id column 'sid' not found",
+            "columns are ['timestamp', 'y', 'temp']",
+            "data.id_column",
+        ),
+        ON_PANEL,
+        {BAD: series_frame},
+    ),
+    "m4_hourly_without_its_columns": Case(
+        "ingest",
+        (
+            "data.path='builtin:m4-hourly' is a panel of 414 series",
+            "add -S data.id_column=unique_id -S data.target=value -S 'data.covariates=[]'",
+        ),
+        {"data.path": "builtin:m4-hourly"},
+    ),
+}
+
+
 # ---------------------------------------------------------------------------- in-process: every rule
 
 
@@ -399,6 +463,13 @@ def test_too_few_rows_are_refused_saying_how_many_are_needed(
 
 @pytest.mark.parametrize("case", PARAM_CASES.values(), ids=PARAM_CASES.keys())
 def test_bad_param_is_refused_naming_key_value_and_expectation(
+    checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
+    refuse_in_process(checkout, capsys, case)
+
+
+@pytest.mark.parametrize("case", PANEL_CASES.values(), ids=PANEL_CASES.keys())
+def test_bad_panel_is_refused_naming_every_bad_series(
     checkout: Repo, capsys: pytest.CaptureFixture[str], case: Case
 ) -> None:
     refuse_in_process(checkout, capsys, case)

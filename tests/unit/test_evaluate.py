@@ -431,3 +431,19 @@ def test_run_evaluate_writes_the_contract_and_the_plots(tmp_path):
     assert forecast[0]["timestamp"] == str(frame["timestamp"].iloc[first_target])
     assert _is_png(paths.plots / "forecast.png")
     assert _is_png(paths.plots / "error_by_step.png")
+    # the files a panel writes per series (dvc.yaml outs) hold the one series
+    row = pd.read_parquet(paths.metrics / "by_series.parquet")
+    assert row["series"].tolist() == ["y"] and row["n_windows"].tolist() == [10]
+    assert row["lstm_mse_scaled"][0] == m["mse_scaled"]
+    assert row["seasonal_naive_mase"][0] == m["baselines"]["seasonal_naive"]["mase"]
+    assert row["coverage_80"][0] == m["intervals"]["80"]["coverage"]
+    assert _is_png(paths.plots / "worst_series.png")
+
+
+def test_worst_windows_are_the_largest_lstm_errors_in_time_order():
+    from tsforecast.evaluate import Scores, worst_windows
+
+    y = np.zeros((5, H))
+    p = np.array([[0.1], [3.0], [0.2], [2.0], [0.0]]).repeat(H, axis=1)
+    scores = Scores(metrics={}, by_step=pd.DataFrame(), starts=np.arange(5), y=y, preds={MODEL_KEY: p})
+    assert worst_windows(scores, 2) == [1, 3]

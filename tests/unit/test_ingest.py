@@ -152,3 +152,85 @@ def test_an_ingest_error_keeps_the_previous_raw_data(paths):
     ingest_error(paths, "bad.csv", "timestamp,y\nnot a date,1\n")
 
     assert {p.name: p.read_bytes() for p in paths.raw.iterdir()} == before
+
+
+# ------------------------------------------------------------------ a panel (data.id_column)
+
+M4 = {"path": "builtin:m4-hourly", "id_column": "unique_id", "target": "value"}
+
+
+def test_builtin_m4_hourly_is_414_series_of_700_to_960_hours_from_a_fixed_origin(paths):
+    result = run_ingest(DataConfig(**M4), paths)
+
+    df = pd.read_parquet(paths.raw / RAW_FILE)
+    assert list(df.columns) == ["unique_id", "timestamp", "value"] and result.n_rows == len(df)
+    lengths = df.groupby("unique_id", sort=False).size()
+    assert len(lengths) == 414 and (lengths.min(), lengths.max()) == (700, 960)
+    assert list(lengths.index[:3]) == ["H1", "H2", "H3"] and pd.api.types.is_string_dtype(df["unique_id"])
+    firsts = df.groupby("unique_id", sort=False)["timestamp"].first()
+    assert (firsts == pd.Timestamp("2000-01-01 00:00")).all()
+    assert (df.groupby("unique_id")["timestamp"].diff().dropna() == pd.Timedelta("1h")).all()
+    meta = read_json(paths.raw / RAW_META)
+    assert (meta["source"], meta["source_sha256"], meta["n_series"]) == ("builtin:m4-hourly", None, 414)
+    assert meta["id_column"] == "unique_id"
+
+
+@pytest.mark.parametrize(
+    ("data", "settings"),
+    [
+        ({}, "add -S data.id_column=unique_id -S data.target=value (or"),
+        ({"target": "value"}, "add -S data.id_column=unique_id (or"),
+        ({"id_column": "unique_id"}, "add -S data.target=value (or"),
+        (
+            {"id_column": "sid", "target": "value", "covariates": ["x"]},
+            "-S data.id_column=unique_id -S 'data.covariates=[]'",
+        ),
+    ],
+)
+def test_builtin_m4_hourly_with_other_columns_says_which_settings_to_add(paths, data, settings):
+    with pytest.raises(DataError) as info:
+        run_ingest(DataConfig(path="builtin:m4-hourly", **data), paths)
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("data.path='builtin:m4-hourly' is a panel of 414 series with columns")
+    assert settings in message
+
+
+def test_builtin_taylor_with_an_id_column_is_refused(paths):
+    with pytest.raises(DataError, match=r"'builtin:taylor' is one series .* id_column='sid'"):
+        run_ingest(DataConfig(id_column="sid"), paths)
+
+
+def test_long_csv_keeps_its_id_column_as_text(paths):
+    content = "sid,timestamp,y\n7,2000-01-01 00:00,1\n7,2000-01-01 01:00,2\n12,2000-01-01 00:00,3\n"
+
+    df = ingest(paths, "panel.csv", content, id_column="sid")
+
+    assert df["sid"].tolist() == ["7", "7", "12"] and pd.api.types.is_string_dtype(df["sid"])
+    assert df["y"].tolist() == [1, 2, 3]
+    meta = read_json(paths.raw / RAW_META)
+    assert (meta["id_column"], meta["n_series"]) == ("sid", 2)
+
+
+def test_categorical_parquet_ids_stay_categorical(paths):
+    frame = pd.DataFrame(
+        {
+            "sid": pd.Categorical(["b", "b", "a"]),
+            "timestamp": pd.date_range("2000", periods=3, freq="h"),
+            "y": [1.0, 2.0, 3.0],
+        }
+    )
+    frame.to_parquet(paths.root / "panel.parquet", index=False)
+
+    df = ingest(paths, "panel.parquet", id_column="sid")
+
+    assert isinstance(df["sid"].dtype, pd.CategoricalDtype)
+    assert df["sid"].astype(str).tolist() == ["b", "b", "a"]
+
+
+def test_missing_id_column_lists_the_columns_and_the_setting(paths):
+    message = ingest_error(paths, "panel.csv", "timestamp,y\n2000-01-01,1\n", id_column="store")
+
+    assert "panel.csv: series id column 'store' not found; columns are ['timestamp', 'y']" in message
+    assert "Set data.id_column" in message and "(or null for one series)" in message

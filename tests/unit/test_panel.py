@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from benchmarks.panel_data import synthetic_panel
 from tsforecast.config import SplitConfig, WindowConfig
 from tsforecast.errors import DataError
-from tsforecast.panel import PanelTooShortError, build_panel, load_panel, save_panel
+from tsforecast.panel import (
+    PanelTooShortError,
+    build_panel,
+    load_panel,
+    needed_rows,
+    save_panel,
+    split_bounds,
+    too_short_error,
+)
 from tsforecast.sampling import WindowSampler
 from tsforecast.windowing import SplitBounds, split_rows, window_starts
 
@@ -107,11 +115,34 @@ def test_count_bounds_end_at_each_series_end_by_default_and_start_at_row_0_with_
     frame = coded_frame([60, 90], shuffle=False)
     end = build(frame, split)
     assert [end.part_bounds("test")[i].tolist() for i in range(2)] == [[52, 60], [82, 90]]
-    assert [end.part_bounds("train")[i].tolist() for i in range(2)] == [[4, 44], [34, 74]]
+    assert [end.part_bounds("val")[i].tolist() for i in range(2)] == [[44, 52], [74, 82]]
+    # train: every row before val, not only the last split.train of them
+    assert [end.part_bounds("train")[i].tolist() for i in range(2)] == [[0, 44], [0, 74]]
     start = build(frame, split, anchor="start")
     for i in range(2):
         b = split_rows(int(start.lengths[i]), split, WindowConfig(input_size=L, horizon=H))
         assert start.bounds[i].tolist() == [list(b.train), list(b.val), list(b.test)]
+
+
+def test_count_split_train_is_at_least_split_train_rows_before_val() -> None:
+    split = SplitConfig(train=40, val=8, test=8)
+    window = WindowConfig(input_size=L, horizon=H)
+    bounds, short = split_bounds(np.array([55, 56, 57, 200]), split, window)
+    assert short.tolist() == [True, False, False, False]  # 55 - 16 = 39 rows before val < 40
+    assert bounds[1].tolist() == [[0, 40], [40, 48], [48, 56]]
+    assert bounds[3].tolist() == [[0, 184], [184, 192], [192, 200]]
+
+
+def test_too_short_report_names_twenty_series_then_counts_the_rest() -> None:
+    split = SplitConfig(train=40, val=8, test=8)
+    lengths = np.array([30] * 25 + [100])
+    ids = pd.Index([f"s{i}" for i in range(26)])
+    _, short = split_bounds(lengths, split, WindowConfig(input_size=L, horizon=H))
+    err = too_short_error(ids, lengths, short, needed_rows(split, WindowConfig(input_size=L, horizon=H)))
+    msg = str(err)
+    assert "25 of 26 series are too short" in msg and "each needs at least 56 rows" in msg
+    assert "s19 (30 rows) and 5 more." in msg and "s20 " not in msg and "s25" not in msg
+    assert len(err.short) == 25
 
 
 def test_scalers_equal_pandas_groupby_over_each_series_train_rows() -> None:
