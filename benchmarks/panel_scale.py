@@ -308,7 +308,22 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
     for pair, per in result["growth_per_10x"].items():
         parts = [f"{s} x{g['time_x']:.2f} ({g['per_series_x']:.2f}/series)" for s, g in per.items()]
         lines.append(("\n" if markdown else "") + f"growth {pair}: " + ", ".join(parts))
-    if cmp := result.get("threads_comparison"):
+    cmp = result.get("threads_comparison")
+    if cmp and markdown:
+        n = cmp["n_series"]
+        big = next(r for r in rows if r["n_series"] == n)
+        lines += [
+            f"\nAt {n:,} series, the default threads against OMP_NUM_THREADS={cmp['threads']}:\n",
+            f"| stage | default s | {cmp['threads']} thread(s) s | default / pinned | peak MB, default | "
+            f"peak MB, {cmp['threads']} thread(s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s} | {_cell_text(big[s])[0]} | {_cell_text(cmp['row'][s])[0]} | x{x:.2f} | "
+            f"{_cell_text(big[s])[2]} | {_cell_text(cmp['row'][s])[2]} |"
+            for s, x in cmp["default_over_threads_time_x"].items()
+        ]
+    elif cmp:
         parts = [
             f"{s} {_cell_text(cmp['row'][s])[0]} s, {_cell_text(cmp['row'][s])[2]} MB (default x{x:.2f})"
             for s, x in cmp["default_over_threads_time_x"].items()
