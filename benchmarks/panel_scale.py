@@ -33,8 +33,10 @@ adds the interpreter start and imports (what ``tsforecast STAGE`` costs). ``peak
 peak resident memory of the stage's process tree (the stage process plus any Dask workers it
 starts), sampled every 50 ms from outside, median over the runs with its spread;
 ``rss_self_mb`` is the stage process's exact peak (``VmHWM``), ``rss_imports_mb`` its
-peak after the imports alone. A first run over ``--max-cell-s`` is not repeated (the cell
-says so). ``growth_per_10x`` has, per stage and pair of sizes, the ratio of the times
+peak after the imports alone; ``child_processes`` (per run) the most descendant processes
+seen at once, and ``runs_with_child_processes`` how many runs had any (a stage whose
+``map_series`` started a local Dask cluster; the table's "runs" column says so). A first
+run over ``--max-cell-s`` is not repeated (the cell says so). ``growth_per_10x`` has, per stage and pair of sizes, the ratio of the times
 (``time_x``), of the times per series (``per_series_x``: 1.0 = flat, the target) and of the
 peaks; ``targets`` checks the largest size against 10 minutes, 4 GB and flat per-series cost.
 The machine is shared: the load average of every run is kept, so read times as upper bounds.
@@ -115,19 +117,20 @@ def make_repo(root: Path, n: int, overrides: dict[str, dict[str, Any]]) -> dict[
     return {"n_rows": len(frame), "data_mb": (root / "data" / DATA_FILE).stat().st_size / 2**20}
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    """Resident bytes of ``proc`` and its descendants now (0 for ones that just ended)."""
+def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of ``proc`` and its descendants now, and how many descendants (a local Dask
+    cluster's scheduler-side processes and workers); processes that just ended count 0."""
     total = 0
     try:
         members = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return 0, 0
     for p in members:
         try:
             total += p.memory_info().rss
         except psutil.NoSuchProcess:
             pass
-    return total
+    return total, len(members) - 1
 
 
 def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | None = None) -> dict[str, Any]:
@@ -146,9 +149,10 @@ def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | N
     started = time.perf_counter()
     with open(log_path, "w") as fh:
         proc = psutil.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
-        peak = 0
+        peak = children = 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc))
+            rss, n_children = _tree_rss(proc)
+            peak, children = max(peak, rss), max(children, n_children)
             if time.perf_counter() - started > timeout_s:
                 for child in proc.children(recursive=True):
                     child.kill()
@@ -161,7 +165,7 @@ def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | N
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-12:])
         raise StageFailed(f"{stage} exited {proc.returncode}; last lines of {log_path}:\n{tail}")
     run = read_json(out)
-    run.update(process_s=process_s, load_1m=load)
+    run.update(process_s=process_s, load_1m=load, child_processes=children)
     # the sampler can miss a spike shorter than SAMPLE_S; the stage process's exact peak bounds it
     run["peak_mb"] = max(peak / 2**20, run["rss_self_mb"])
     return run
@@ -188,6 +192,9 @@ def measure_cell(stage: str, root: Path, n: int, args: argparse.Namespace) -> di
     cell |= _spread([r["peak_mb"] for r in runs], "peak_mb")
     cell["process_s"] = statistics.median(r["process_s"] for r in runs)
     cell["per_series_ms"] = 1e3 * cell["wall_s"] / n
+    cell["runs_with_child_processes"] = sum(
+        r["child_processes"] > 0 for r in runs
+    )  # e.g. a local Dask cluster
     for key in ("rss_self_mb", "rss_imports_mb", "import_s"):
         cell[key] = statistics.median(r[key] for r in runs)
     cell["runs"] = runs
@@ -284,7 +291,10 @@ def _cell_text(cell: Any) -> tuple[str, str, str, str]:
         return what, "", "", ""
     wall = f"{cell['wall_s']:.2f} ({cell['wall_s_min']:.2f}-{cell['wall_s_max']:.2f})"
     peak = f"{cell['peak_mb']:.0f} ({cell['peak_mb_min']:.0f}-{cell['peak_mb_max']:.0f})"
-    return wall, f"{cell['per_series_ms']:.3f}", peak, str(cell["n_runs"])
+    runs = str(cell["n_runs"])
+    if k := cell.get("runs_with_child_processes"):
+        runs += f" ({k} with Dask workers)"
+    return wall, f"{cell['per_series_ms']:.3f}", peak, runs
 
 
 def table(result: dict[str, Any], markdown: bool = False) -> str:

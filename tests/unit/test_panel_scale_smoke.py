@@ -72,6 +72,7 @@ def test_a_failed_stage_is_never_within_the_targets() -> None:
 def test_the_table_shows_medians_spreads_and_failures() -> None:
     rows = _rows()
     rows[0]["train"] = {"error": "boom"}
+    rows[1]["validate"]["runs_with_child_processes"] = 2
     grow = panel_scale.growth(rows, ["validate", "train"])
     result = {
         "sizes": rows,
@@ -81,6 +82,7 @@ def test_the_table_shows_medians_spreads_and_failures() -> None:
     }
     text = panel_scale.table(result)
     assert "30.00 (27.00-36.00)" in text and "1500 (1499-1501)" in text and "failed" in text
+    assert "3 (2 with Dask workers)" in text
     assert "growth 1000->10000: validate x15.00 (1.50/series)" in text
     md = panel_scale.table(result, markdown=True)
     assert md.startswith("| stage | series |") and "| validate | 10,000 | 30.00 (27.00-36.00) | 3.000 |" in md
@@ -127,6 +129,7 @@ def test_a_tiny_run_measures_every_stage_through_the_stage_table(tmp_path: Path)
             assert "error" not in cell, cell.get("error")
             assert cell["wall_s"] > 0 and cell["peak_mb"] >= cell["rss_imports_mb"] > 0
             assert cell["wall_s_min"] <= cell["wall_s"] <= cell["wall_s_max"] and len(cell["runs"]) == 1
+            assert cell["runs_with_child_processes"] == 0  # a dozen series never start a Dask cluster
     assert set(result["growth_per_10x"]["6->12"]) == set(panel_scale.STAGES)
     assert result["targets"]["all_stages_ran"] and math.isfinite(result["targets"]["total_wall_s"])
     assert not list(tmp_path.glob("pscale-*")), "scratch folders are removed"
