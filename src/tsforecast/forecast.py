@@ -4,7 +4,8 @@ Which model: the registry's champion when ``reports/registered.json`` says it ho
 run's task identity (``champion_version`` set and ``champion_identity == identity``), else
 the model this run trained (``models/``); the output and the log say which, and why.
 Writes ``forecasts/forecast.parquet`` (``timestamp``, ``forecast``, ``lo_<l>``, ``hi_<l>`` per
-level of ``forecast.levels``; H rows starting one step after the data's last timestamp),
+level of ``forecast.levels``; H rows starting one step after the data's last timestamp; for a
+panel the id column first and H rows per series, each after its own last timestamp),
 ``plots/future.png`` (recent history, forecast and band) and ``plots/future.json``, and logs
 the table to the MLflow run of the registered version when there is one.
 """
@@ -18,18 +19,21 @@ from typing import Any
 
 import pandas as pd
 
-from tsforecast.config import BUILTIN_TAYLOR, DataConfig, ForecastConfig
+from tsforecast.config import BUILTIN_TAYLOR, DataConfig, ForecastConfig, OrchestrationConfig
 from tsforecast.errors import DataError
 from tsforecast.forecasting import forecast_frame
 from tsforecast.intervals import level_name
 from tsforecast.io import atomic_file, read_json, write_json, write_png
+from tsforecast.panel_forecast import forecast_panel
 from tsforecast.paths import Paths
+from tsforecast.progress import progress_mode
 
 log = logging.getLogger(__name__)
 
 FORECAST_FILE = "forecast.parquet"
 REGISTERED_FILE = "registered.json"  # written by the register stage
 UNITS = {BUILTIN_TAYLOR: "MW"}  # value-axis units of the builtin data sets
+PLOTTED_SERIES = 4  # a panel's plots/future.* show its first series, in data order
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,11 @@ def _champion_run(choice: ModelChoice, paths: Paths) -> str | None:
         return None
 
 
-def log_to_run(run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: Paths) -> bool:
-    """Log the table (``forecast/forecast_<first>.json``, once per origin) and the files to ``run_id``."""
+def log_to_run(
+    run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: Paths, table: bool = True
+) -> bool:
+    """Log the table (``forecast/forecast_<first>.json``, once per origin; not with ``table=False``,
+    as for a panel, whose parquet is the table) and the files to ``run_id``."""
     from mlflow import MlflowClient
 
     from tsforecast.tracking import default_tracking_uri, tracking
@@ -165,7 +172,7 @@ def log_to_run(run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: 
         with tracking(uri):
             client = MlflowClient(tracking_uri=uri)
             present = {Path(a.path).name for a in client.list_artifacts(run_id, "forecast")}
-            if name not in present:  # log_table appends to an existing file: log each origin once
+            if table and name not in present:  # log_table appends to an existing file: log each origin once
                 client.log_table(run_id, table, f"forecast/{name}")
             client.log_artifact(run_id, str(parquet), "forecast")
             client.log_artifact(run_id, str(png), "forecast")
@@ -175,8 +182,97 @@ def log_to_run(run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: 
     return True
 
 
-def run_forecast(data: DataConfig, forecast: ForecastConfig, paths: Paths) -> ForecastResult:
-    """Forecast the horizon after data/validated/ with the champion or the local model."""
+def plot_panel_future(
+    history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, shown: list[Any], title: str, path: Path
+) -> None:
+    """One panel per series of ``shown``: its recent history, forecast and band(s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    id_col = str(data.id_column)
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), dpi=100, squeeze=False)
+    levels = sorted((c[3:] for c in out.columns if c.startswith("lo_")), key=float, reverse=True)
+    for ax, sid in zip(axes[:, 0], shown, strict=True):
+        fc = out[out[id_col] == sid]
+        past = history[history[id_col] == sid].iloc[-4 * len(fc) :]
+        ax.plot(past[data.timestamp_column], past[data.target], color="black", lw=1, label="history")
+        for k, lv in enumerate(levels):
+            ax.fill_between(
+                fc["timestamp"],
+                fc[f"lo_{lv}"],
+                fc[f"hi_{lv}"],
+                color="tab:blue",
+                alpha=0.15 + 0.15 * k,
+                lw=0,
+                label=f"{lv} % interval",
+            )
+        ax.plot(fc["timestamp"], fc["forecast"], color="tab:blue", lw=1.6, label="forecast")
+        ax.set_title(f"{id_col} = {sid}", fontsize=9)
+        ax.set_ylabel(unit_label(data), fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def _future_json(out: pd.DataFrame, id_column: str | None) -> list[dict[str, Any]]:
+    """``plots/future.json`` rows: timestamp, step, forecast and bounds (and the id for a panel)."""
+    values = [c for c in out.columns if c not in ("timestamp", id_column)]
+    step = (
+        out.groupby(id_column, sort=False).cumcount() + 1 if id_column else pd.Series(range(1, len(out) + 1))
+    )
+    return [
+        {
+            **({id_column: r[id_column]} if id_column else {}),
+            "timestamp": str(r["timestamp"]),
+            "step": int(k),
+            **{c: float(r[c]) for c in values},
+        }
+        for k, r in zip(step, out.to_dict("records"), strict=True)
+    ]
+
+
+def _forecast(
+    model: Any,
+    extra: dict[str, Any],
+    history: pd.DataFrame,
+    data: DataConfig,
+    forecast: ForecastConfig,
+    orchestration: OrchestrationConfig,
+    paths: Paths,
+) -> pd.DataFrame:
+    """The forecast frame: one series (``forecast_frame``) or every series of a panel, in chunks on Dask."""
+    if not data.is_panel:
+        return forecast_frame(model, extra, history, forecast.levels, source=str(paths.validated))
+    if extra.get("id_column") != data.id_column:
+        raise DataError(
+            f"data.id_column is {data.id_column!r} but the model was trained with id column "
+            f"{extra.get('id_column')!r}; run `dvc repro` so train sees the same data"
+        )
+    return forecast_panel(
+        model,
+        extra,
+        history,
+        forecast.levels,
+        source=str(paths.validated),
+        address=orchestration.dask_address,
+        in_process=None,
+        progress=progress_mode() != "off",
+    )
+
+
+def run_forecast(
+    data: DataConfig, forecast: ForecastConfig, orchestration: OrchestrationConfig, paths: Paths
+) -> ForecastResult:
+    """Forecast the horizon after data/validated/ with the champion or the local model.
+
+    A panel (``data.id_column``): every series' next H steps, per-series work on Dask at
+    ``orchestration.dask_address``; ``plots/future.png`` and ``plots/future.json`` show the first
+    :data:`PLOTTED_SERIES` series in data order.
+    """
     from tsforecast.validate import read_validated
 
     history, _ = read_validated(paths.validated)  # edge: read
@@ -191,36 +287,43 @@ def run_forecast(data: DataConfig, forecast: ForecastConfig, paths: Paths) -> Fo
             f"the {choice.source} model ({used}) reads columns {extra.get('columns')} but data.target and "
             f"data.covariates name {columns}; run `dvc repro` so train and register see the same data"
         )
-    out = forecast_frame(model, extra, history, forecast.levels, source=str(paths.validated))  # pure
+    out = _forecast(model, extra, history, data, forecast, orchestration, paths)  # pure (or on Dask)
     parquet = paths.forecasts / FORECAST_FILE
     with atomic_file(parquet, "wb") as fh:  # edge: atomic writes
         out.to_parquet(fh, index=False)
-    write_json(
-        paths.plots / "future.json",
-        [
-            {"timestamp": str(r["timestamp"]), "step": k + 1, **{c: float(r[c]) for c in out.columns[1:]}}
-            for k, r in enumerate(out.to_dict("records"))
-        ],
-    )
-    title = f"Next {len(out)} steps after {history[data.timestamp_column].iloc[-1]} ({choice.source} model {used})"
-    plot_future(history, out, data, title, paths.plots / "future.png")
+    last = history[data.timestamp_column].iloc[-1]
+    png = paths.plots / "future.png"
+    if data.is_panel:
+        shown = list(pd.unique(out[data.id_column]))[:PLOTTED_SERIES]
+        plotted = out[out[data.id_column].isin(shown)]
+        write_json(paths.plots / "future.json", _future_json(plotted, data.id_column))
+        n = out[data.id_column].nunique()
+        title = (
+            f"Next {len(plotted) // len(shown)} steps of the first {len(shown)} of {n} series "
+            f"({choice.source} model {used})"
+        )
+        plot_panel_future(history, out, data, shown, title, png)
+    else:
+        write_json(paths.plots / "future.json", _future_json(out, None))
+        title = f"Next {len(out)} steps after {last} ({choice.source} model {used})"
+        plot_future(history, out, data, title, png)
     run_id = choice.run_id or (_champion_run(choice, paths) if choice.source == "champion" else None)
-    logged = run_id is not None and log_to_run(run_id, out, paths.plots / "future.png", parquet, paths)
+    logged = run_id is not None and log_to_run(run_id, out, png, parquet, paths, table=not data.is_panel)
     lv = [level_name(v) for v in forecast.levels]
     log.info(
-        "forecast %d steps %s .. %s (levels %s) -> %s",
+        "forecast %d rows %s .. %s (levels %s) -> %s",
         len(out),
-        out["timestamp"].iloc[0],
-        out["timestamp"].iloc[-1],
+        out["timestamp"].min(),
+        out["timestamp"].max(),
         lv,
         parquet,
     )
     return ForecastResult(
         model=used,
         source=choice.source,
-        horizon=len(out),
-        first=str(out["timestamp"].iloc[0]),
-        last=str(out["timestamp"].iloc[-1]),
+        horizon=int(model.args.horizon),
+        first=str(out["timestamp"].min()),
+        last=str(out["timestamp"].max()),
         levels=lv,
         output=str(parquet.relative_to(paths.root)),
         mlflow_run=run_id if logged else None,

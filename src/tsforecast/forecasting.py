@@ -2,7 +2,7 @@
 
 Every way in ends here: the MLflow pyfunc (:mod:`tsforecast.pyfunc`), ``tsforecast predict``
 (:mod:`tsforecast.predict`) and the ``forecast`` stage (:mod:`tsforecast.forecast`) all call
-:func:`forecast_frame`.
+:func:`forecast_frame` (a panel model's long frame goes on to :mod:`tsforecast.panel_forecast`).
 
 A history is a frame with the model's timestamp column, its target and covariates, at
 least ``input_size`` rows at the model's frequency (more are fine: the last
@@ -24,6 +24,7 @@ import torch
 from tsforecast.errors import DataError, ModelLoadError
 from tsforecast.intervals import DEFAULT_LEVELS, INTERVALS_KEY, Calibration, calibrate, level_name
 from tsforecast.model import LSTMForecaster
+from tsforecast.panel_forecast import forecast_panel
 from tsforecast.windowing import Prepared, sliding_windows, window_starts
 
 POINT_COLUMNS = ("timestamp", "forecast")
@@ -206,8 +207,12 @@ def forecast_frame(
 
     ``levels`` are interval levels in percent (default: the levels the model was calibrated
     with, ``[80]``); ``[]`` gives the point forecast only. Bounds are in the data's units and
-    hold ``lo <= forecast <= hi``.
+    hold ``lo <= forecast <= hi``. A panel model (``extra["id_column"]``) takes a long frame
+    of known series and returns ``[id, timestamp, forecast, ...]`` for each
+    (:func:`tsforecast.panel_forecast.forecast_panel`).
     """
+    if extra.get("id_column"):
+        return forecast_panel(model, extra, history, levels, source)
     spec = ForecastSpec.from_model(model, extra)
     ts, values = check_history(history, spec, source)
     scaled = (values - np.asarray(spec.mean)) / np.asarray(spec.std)  # (L, C)

@@ -7,7 +7,9 @@ folder), read the history (a CSV/Parquet file the way ``ingest`` reads one, or
 
 A history file holds the model's timestamp column, its target and its covariates (the
 columns named by ``data.timestamp_column``, ``data.target`` and ``data.covariates`` when it
-was trained), at least ``window.input_size`` rows, one every ``data.freq`` without gaps.
+was trained), at least ``window.input_size`` rows, one every ``data.freq`` without gaps. For a
+panel model it is a long frame that also holds the id column (``data.id_column``): at least
+``window.input_size`` rows of each known series; the output then has a row per series and step.
 """
 
 from __future__ import annotations
@@ -86,10 +88,12 @@ def run_predict(
         out["timestamp"].iloc[-1],
         output_path,
     )
+    panel = extra.get("id_column")
     return {
         "model": model_uri,
         "rows_in": len(history),
-        "horizon": len(out),
+        "horizon": spec.horizon if panel else len(out),
+        **({"n_series": int(out[panel].nunique())} if panel else {}),
         "first": str(out["timestamp"].iloc[0]),
         "last": str(out["timestamp"].iloc[-1]),
         "input": source,

@@ -51,7 +51,7 @@ def test_forecast_contract_with_the_local_model_when_identities_are_missing(regi
         reg.pop(key, None)
     path.write_text(json.dumps(reg))
     with caplog.at_level("INFO", logger="tsforecast.forecast"):
-        result = run_forecast(cfg.data, cfg.forecast, paths)
+        result = run_forecast(cfg.data, cfg.forecast, cfg.orchestration, paths)
     assert result.source == "local" and result.model == "models/model.pt"
     assert (
         "forecasting with the local model models/model.pt: reports/registered.json names no model identity"
@@ -74,7 +74,7 @@ def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registe
 
     with_identity(registered, "abc", "abc")
     cfg, paths = registered.cfg, registered.paths
-    result = run_forecast(cfg.data, cfg.forecast.model_copy(update={"levels": (50.0, 95.0)}), paths)
+    result = run_forecast(cfg.data, cfg.forecast.model_copy(update={"levels": (50.0, 95.0)}), cfg.orchestration, paths)
     assert (result.source, result.model) == ("champion", "models:/tiny-lstm/1")
     out = pd.read_parquet(paths.forecasts / "forecast.parquet")
     assert list(out.columns) == ["timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]
@@ -89,7 +89,7 @@ def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registe
 def test_forecast_of_another_identity_uses_the_local_model(registered: Repo) -> None:
     with_identity(registered, "abc", "xyz")
     cfg, paths = registered.cfg, registered.paths
-    assert run_forecast(cfg.data, cfg.forecast, paths).source == "local"
+    assert run_forecast(cfg.data, cfg.forecast, cfg.orchestration, paths).source == "local"
 
 
 def test_value_axis_carries_the_unit_of_the_builtin_data() -> None:
@@ -113,6 +113,6 @@ def test_forecast_uses_the_champion_the_register_stage_recorded(registered: Repo
     cfg, paths = registered.cfg, registered.paths
     reg = json.loads((paths.reports / "registered.json").read_text())
     assert reg["champion_identity"] == reg["identity"]  # v1 of a new model name is its champion
-    result = run_forecast(cfg.data, cfg.forecast, paths)
+    result = run_forecast(cfg.data, cfg.forecast, cfg.orchestration, paths)
     assert result.source == "champion"
     assert len(pd.read_parquet(paths.forecasts / "forecast.parquet")) == H
