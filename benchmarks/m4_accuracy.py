@@ -15,17 +15,16 @@ the baselines. Every trial (``--set`` overrides of params.yaml on top of the M4 
 seed) is appended to ``benchmarks/m4_accuracy.json`` (a rerun replaces its entry); ``--final``
 also records the config's median and range over its seeds and the matching ``dvc exp run`` line.
 
-Training is the pipeline's own code path, ``tsforecast.panel_train.fit_panel``, when this
-checkout has it; otherwise a small loop over the same parts (``WindowSampler`` epochs of
-``train.windows_per_epoch`` windows, ``make_step``/``Updater``, early stopping on the val loss,
-the best epoch's weights kept). The JSON names which one produced each trial (``trainer``).
+Training is the pipeline's own code path, ``tsforecast.panel_train.fit_panel`` (``WindowSampler``
+epochs of ``train.windows_per_epoch`` windows, early stopping on the val windows' MSE, the best
+epoch's weights kept), so the numbers are what ``dvc exp run`` with the same params trains. The
+first trials of the log ran before it landed, on a small loop over the same parts; each trial
+names its ``trainer``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import math
 import statistics
 import sys
 import time
@@ -43,16 +42,15 @@ from tsforecast.datasets import M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY, load_m
 from tsforecast.io import read_json, write_json
 from tsforecast.model import LSTMForecaster
 from tsforecast.panel import Panel, build_panel
-from tsforecast.progress import progress_bar
-from tsforecast.sampling import WindowSampler
-from tsforecast.train import build_model
-from tsforecast.trainstep import Updater, fast_cpu_math, make_loss, make_step
+from tsforecast.panel_train import fit_panel
+from tsforecast.trainstep import fast_cpu_math
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "m4_accuracy.json"
 H, M = M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY
-# The M4 hourly protocol as pipeline params (train = every row before val: split.train is its minimum).
+# The M4 hourly protocol as pipeline params. With row counts the panel's train part is every row
+# before val (PANEL.md); split.train is only the least a series must have there.
 PROTOCOL: dict[str, Any] = {
     "data.path": "builtin:m4-hourly",
     "data.id_column": "unique_id",
@@ -73,6 +71,7 @@ QUICK: dict[str, Any] = {
     "train.windows_per_epoch": 64,
     "train.batch_size": 32,
 }
+TRAINER = "tsforecast.panel_train.fit_panel"
 PUBLISHED_TEST_OWA = {"seasonal_naive": 0.628, "winner_es_rnn": 0.440}
 
 
@@ -117,52 +116,15 @@ def _windows(panel: Panel, part: str) -> tuple[np.ndarray, torch.Tensor, torch.T
     return idx[:, 0], torch.from_numpy(x), torch.from_numpy(y)
 
 
-def fit_small_loop(panel: Panel, cfg: Config) -> tuple[LSTMForecaster, dict[str, Any]]:
-    """Global training on sampled windows with early stopping on the val windows' loss."""
-    t = cfg.train
-    torch.manual_seed(t.seed)
-    model = build_model(cfg, n_features=len(panel.columns))
-    per_epoch = 16384 if t.windows_per_epoch == "auto" else int(t.windows_per_epoch)
-    sampler = WindowSampler(panel.windows("train"), per_epoch, t.seed, t.sample_by)
-    updater = Updater.build(model, t, torch.device("cpu"), sampler.n_batches(t.batch_size) * t.epochs)
-    loss_fn = make_loss(t.loss)
-    step = make_step(model, loss_fn, updater.scaler, shards=1, seed=t.seed)
-    _, xv, yv = _windows(panel, "val")
-    best, best_epoch, best_state, history = math.inf, -1, None, []
-    bar = progress_bar(range(t.epochs), desc="epochs", unit="epoch", leave=False)
-    for epoch in bar:
-        model.train()
-        step.start_epoch(epoch)
-        for s, st in sampler.batches(epoch, t.batch_size):
-            x, y = panel.gather(s, st)
-            updater.zero_grad()
-            step(torch.from_numpy(x), torch.from_numpy(y))
-            updater.update()
-        model.eval()
-        with torch.no_grad():
-            val = float(loss_fn(model(xv), yv))
-        history.append(val)
-        bar.set_postfix(val=f"{val:.4f}")
-        if val < best:
-            best, best_epoch = val, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= t.patience:
-            break
-    step.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model, {"best_epoch": best_epoch, "epochs_run": len(history), "best_val_loss": best}
-
-
 def fit(panel: Panel, cfg: Config) -> tuple[LSTMForecaster, dict[str, Any]]:
-    """The pipeline's ``fit_panel`` where this checkout has it, else :func:`fit_small_loop`."""
-    try:
-        from tsforecast.panel_train import fit_panel  # type: ignore[import-not-found]
-    except ImportError:
-        model, info = fit_small_loop(panel, cfg)
-        return model, {**info, "trainer": "benchmarks.m4_accuracy.fit_small_loop"}
-    model, info = fit_panel(panel, cfg.model, cfg.train, cfg.window)
-    return model, {**dict(info), "trainer": "tsforecast.panel_train.fit_panel"}
+    """The pipeline's own global training (``fit_panel``, CPU, no checkpoints)."""
+    model, info = fit_panel(cfg, panel, torch.device("cpu"), progress=False)
+    return model, {
+        "best_epoch": info["best_epoch"],
+        "epochs_run": info["epochs"],
+        "best_val_loss": info["best_val_loss"],
+        "trainer": TRAINER,
+    }
 
 
 def score(model: LSTMForecaster, panel: Panel, part: str) -> dict[str, Any]:
@@ -219,7 +181,6 @@ def summarise(trials: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[s
         out[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
     out["baselines"] = runs[0]["baselines"]
     params = {k: v for k, v in PROTOCOL.items() if k != "train.device"} | overrides
-    params.pop("split.train", None)  # the pipeline trains on every row before val
     out["dvc_exp_run"] = "dvc exp run " + " ".join(f"-S {k}={_yaml(v)}" for k, v in params.items())
     return out
 
@@ -233,7 +194,7 @@ def format_table(log: dict[str, Any]) -> str:
     for t in sorted(log.get("trials", []), key=lambda t: t["owa"]):
         lines.append(
             f"{t['owa']:>6.3f}{t['smape']:>8.2f}{t['mase']:>7.3f}{t['early_stop_part']['owa']:>8.3f}"
-            f"{t['best_epoch'] + 1:>4}{t['train_seconds']:>6.0f}{t['seed']:>5}  {_key(t['overrides'])}"
+            f"{t['best_epoch']:>4}{t['train_seconds']:>6.0f}{t['seed']:>5}  {_key(t['overrides'])}"
         )
     if log.get("trials"):
         b = log["trials"][0]["baselines"]
@@ -287,6 +248,8 @@ def _search(args: argparse.Namespace) -> int:
         overrides = {**(QUICK if args.quick else {}), **parse_set(args.set)}
         for seed in args.seeds:
             trial = run_trial(overrides, seed, n_series=5 if args.quick else None)
+            if args.output.is_file():  # re-read: the log may have changed during the trial
+                log["trials"] = read_json(args.output).get("trials", [])
             log["trials"] = [
                 t for t in log["trials"] if (_key(t["overrides"]), t["seed"]) != (_key(overrides), seed)
             ] + [trial]

@@ -38,7 +38,7 @@ def test_quick_run_logs_one_trial_per_config_and_seed(
     final = log["final"]
     assert final["owa"]["median"] == trial["owa"]
     assert "-S data.path=builtin:m4-hourly" in final["dvc_exp_run"]
-    assert "-S window.input_size=48" in final["dvc_exp_run"] and "split.train" not in final["dvc_exp_run"]
+    assert "-S window.input_size=48" in final["dvc_exp_run"] and "-S split.val=48" in final["dvc_exp_run"]
     assert capsys.readouterr().out.splitlines()[1].split()[0] == "OWA"
 
 
