@@ -3,6 +3,7 @@
     python benchmarks/m4_accuracy.py --set window.input_size=168 --seeds 0   # one trial, logged
     python benchmarks/m4_accuracy.py --final --set ... --seeds 0 1 2          # the chosen config
     python benchmarks/m4_accuracy.py --table                                  # print the log
+    python benchmarks/m4_accuracy.py --table --final --set ...                # re-summarise, no training
     python benchmarks/m4_accuracy.py --quick                                  # 5-series smoke test
 
 Carving (``benchmarks/m4_baselines.py``'s, one level deeper): of each of the 414 embedded
@@ -71,6 +72,21 @@ QUICK: dict[str, Any] = {
     "train.windows_per_epoch": 64,
     "train.batch_size": 32,
 }
+PINNED = (
+    "window.input_size",
+    "model.cell",
+    "model.hidden_size",
+    "model.num_layers",
+    "model.dropout",
+    "model.window_norm",
+    "model.linear_skip",
+    "train.epochs",
+    "train.batch_size",
+    "train.lr",
+    "train.loss",
+    "train.windows_per_epoch",
+    "train.sample_by",
+)
 TRAINER = "tsforecast.panel_train.fit_panel"
 PUBLISHED_TEST_OWA = {"seasonal_naive": 0.628, "winner_es_rnn": 0.440}
 
@@ -172,7 +188,7 @@ def _key(overrides: dict[str, Any]) -> str:
 
 def summarise(trials: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
     """Median and range over the seeds of one config, the baselines, and its ``dvc exp run`` line."""
-    runs = [t for t in trials if _key(t["overrides"]) == _key(overrides)]
+    runs = [t for t in trials if _key(t["overrides"]) == _key(overrides) and t["trainer"] == TRAINER]
     if not runs:
         raise ValueError(f"no trials of {_key(overrides)!r} in the log; run them first")
     out: dict[str, Any] = {"overrides": overrides, "seeds": sorted(t["seed"] for t in runs)}
@@ -181,6 +197,8 @@ def summarise(trials: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[s
         out[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
     out["baselines"] = runs[0]["baselines"]
     params = {k: v for k, v in PROTOCOL.items() if k != "train.device"} | overrides
+    cfg = trial_config(overrides).flat()  # pin what matters too, so a new params.yaml default can't move it
+    params |= {k: cfg[k] for k in PINNED if k not in params}
     out["dvc_exp_run"] = "dvc exp run " + " ".join(f"-S {k}={_yaml(v)}" for k, v in params.items())
     return out
 
@@ -195,6 +213,7 @@ def format_table(log: dict[str, Any]) -> str:
         lines.append(
             f"{t['owa']:>6.3f}{t['smape']:>8.2f}{t['mase']:>7.3f}{t['early_stop_part']['owa']:>8.3f}"
             f"{t['best_epoch']:>4}{t['train_seconds']:>6.0f}{t['seed']:>5}  {_key(t['overrides'])}"
+            + ("" if t["trainer"] == TRAINER else "  [interim loop]")
         )
     if log.get("trials"):
         b = log["trials"][0]["baselines"]
@@ -225,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each run")
-    parser.add_argument("--final", action="store_true", help="record this config as the chosen one")
+    parser.add_argument(
+        "--final", action="store_true", help="record this config (its logged seeds) as the chosen one"
+    )
     parser.add_argument("--table", action="store_true", help="only print the log")
     parser.add_argument("--quick", action="store_true", help="5 series, a tiny model: a smoke test")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the JSON log")
@@ -244,20 +265,21 @@ def _search(args: argparse.Namespace) -> int:
     log: dict[str, Any] = read_json(args.output) if args.output.is_file() else {}
     log.setdefault("protocol", __doc__.split("\n\n")[2].replace("\n", " "))
     log.setdefault("trials", [])
-    if not args.table:
-        overrides = {**(QUICK if args.quick else {}), **parse_set(args.set)}
-        for seed in args.seeds:
-            trial = run_trial(overrides, seed, n_series=5 if args.quick else None)
-            if args.output.is_file():  # re-read: the log may have changed during the trial
-                log["trials"] = read_json(args.output).get("trials", [])
-            log["trials"] = [
-                t for t in log["trials"] if (_key(t["overrides"]), t["seed"]) != (_key(overrides), seed)
-            ] + [trial]
-            write_json(args.output, log)  # after every run: an interrupted search keeps its trials
-            print(f"seed {seed}: OWA {trial['owa']:.3f} sMAPE {trial['smape']:.2f} MASE {trial['mase']:.3f}")
-        if args.final:
-            log["final"] = summarise(log["trials"], overrides)
-            write_json(args.output, log)
+    overrides = {**(QUICK if args.quick else {}), **parse_set(args.set)}
+    for seed in [] if args.table else args.seeds:
+        trial = run_trial(overrides, seed, n_series=5 if args.quick else None)
+        if args.output.is_file():  # re-read: the log may have changed during the trial
+            log["trials"] = read_json(args.output).get("trials", [])
+        log["trials"] = [
+            t
+            for t in log["trials"]
+            if (_key(t["overrides"]), t["seed"], t["trainer"]) != (_key(overrides), seed, TRAINER)
+        ] + [trial]
+        write_json(args.output, log)  # after every run: an interrupted search keeps its trials
+        print(f"seed {seed}: OWA {trial['owa']:.3f} sMAPE {trial['smape']:.2f} MASE {trial['mase']:.3f}")
+    if args.final:  # with --table: from the trials already logged
+        log["final"] = summarise(log["trials"], overrides)
+        write_json(args.output, log)
     print(format_table(log))
     print(f"log: {args.output}", file=sys.stderr)
     return 0
