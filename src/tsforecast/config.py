@@ -176,7 +176,7 @@ class TrainConfig(_Section):
     lr: PositiveFloat = 2e-3
     weight_decay: NonNegativeFloat = 1e-4
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    loss: Literal["mse", "huber"] = "mse"
+    loss: Literal["mse", "huber", "mae"] = "mse"
     patience: PositiveInt = 5
     grad_clip: NonNegativeFloat = 1.0
     seed: NonNegativeInt = 42

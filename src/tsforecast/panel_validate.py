@@ -12,8 +12,8 @@ Two layers, each reporting *every* problem it finds in one :class:`DataValidatio
    it (fixed steps: from the series' first timestamp; calendar steps such as ``MS``: on the
    panel's calendar), no duplicate timestamps, finite values, gaps (missing steps or empty
    cells) of at most ``data.fill_gaps`` steps, a target that varies, and enough rows for the
-   split and the window (:func:`tsforecast.panel.split_bounds`). Each rule is one line naming
-   the bad series (the first :data:`~tsforecast.panel.MAX_NAMED`, then a count).
+   split and the window (:func:`tsforecast.panel_split.split_bounds`). Each rule is one line naming
+   the bad series (the first :data:`~tsforecast.panel_split.MAX_NAMED`, then a count).
 
 Rows may come in any order: series are kept in order of first appearance, rows by time. A
 series runs from its first target value to its last: rows with an empty target before or after
@@ -42,8 +42,9 @@ from tsforecast.expectations import Plan, panel_frame_plan
 from tsforecast.freq import infer_offset, offset_of_step
 from tsforecast.gx_suite import details, run_checks
 from tsforecast.io import atomic_dir, write_json
-from tsforecast.panel import MAX_NAMED, factorize_ids, name_series, needed_rows, split_bounds, too_short_error
+from tsforecast.panel import factorize_ids
 from tsforecast.panel_checks import ChunkChecks, SeriesChunk, check_chunk
+from tsforecast.panel_split import MAX_NAMED, name_series, needed_rows, split_bounds, too_short_error
 from tsforecast.parallel import chunk_ranges, map_series
 from tsforecast.paths import DATA_DOCS_DIR, VALIDATED_FILE, VALIDATED_META, VALIDATION_REPORT, Paths
 

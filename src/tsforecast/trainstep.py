@@ -58,7 +58,9 @@ def fast_cpu_math() -> None:
 
 
 def make_loss(name: str) -> nn.Module:
-    """``train.loss``: ``huber`` (delta 1) or ``mse``."""
+    """``train.loss``: ``huber`` (delta 1), ``mae`` (L1: the median, as sMAPE and MASE reward) or ``mse``."""
+    if name == "mae":
+        return nn.L1Loss()
     return nn.HuberLoss(delta=1.0) if name == "huber" else nn.MSELoss()
 
 

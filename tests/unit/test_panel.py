@@ -11,15 +11,8 @@ from hypothesis import strategies as st
 from benchmarks.panel_data import synthetic_panel
 from tsforecast.config import SplitConfig, WindowConfig
 from tsforecast.errors import DataError
-from tsforecast.panel import (
-    PanelTooShortError,
-    build_panel,
-    load_panel,
-    needed_rows,
-    save_panel,
-    split_bounds,
-    too_short_error,
-)
+from tsforecast.panel import build_panel, load_panel, save_panel
+from tsforecast.panel_split import PanelTooShortError, needed_rows, split_bounds, too_short_error
 from tsforecast.sampling import WindowSampler
 from tsforecast.windowing import SplitBounds, split_rows, window_starts
 

@@ -548,7 +548,9 @@ def test_constant_schedule_keeps_the_lr():
     assert [h["lr"] for h in info["history"]] == pytest.approx([0.01] * 3, rel=1e-12)
 
 
-@pytest.mark.parametrize(("name", "loss_fn"), [("mse", nn.MSELoss()), ("huber", nn.HuberLoss(delta=1.0))])
+@pytest.mark.parametrize(
+    ("name", "loss_fn"), [("mse", nn.MSELoss()), ("huber", nn.HuberLoss(delta=1.0)), ("mae", nn.L1Loss())]
+)
 def test_first_epoch_train_loss_is_the_configured_loss_of_the_initial_model(name, loss_fn):
     # one batch per epoch: epoch 1's train loss is the loss of the initial weights on every window
     cfg = _cfg(train__epochs=1, train__batch_size=4096, train__loss=name)
