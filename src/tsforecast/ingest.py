@@ -128,6 +128,14 @@ def parse_timestamps(values: pd.Series, column: str, source: str) -> pd.Series:
             f"{source}: column '{column}' mixes time zones (offsets seen: {offsets}); "
             "convert every timestamp to one zone, e.g. UTC"
         )
+    if text.str.fullmatch(r"\s*-?\d+\s*").all():  # 1, 2, 3 ...: step numbers, as in M4's files
+        head = ", ".join(text.head(3))
+        raise DataError(
+            f"{source}: column '{column}' holds integers ({head}, ...), step numbers rather than "
+            "timestamps; give each row a timestamp, e.g. in pandas "
+            f"df['{column}'] = pd.Timestamp('2000-01-01') + pd.to_timedelta(df['{column}'] - 1, unit='h') "
+            "for hourly steps"
+        )
     bad = [v for v in text.head(100_000) if pd.isna(pd.to_datetime(v, errors="coerce", format="mixed"))]
     raise DataError(
         f"{source}: column '{column}' has unparseable timestamps {bad[:5]}; "

@@ -9,7 +9,7 @@ import pytest
 
 from tsforecast.config import DataConfig
 from tsforecast.errors import DataError
-from tsforecast.ingest import run_ingest
+from tsforecast.ingest import read_source, run_ingest
 from tsforecast.io import read_json
 from tsforecast.paths import RAW_FILE, RAW_META, Paths
 
@@ -234,3 +234,16 @@ def test_missing_id_column_lists_the_columns_and_the_setting(paths):
 
     assert "panel.csv: series id column 'store' not found; columns are ['timestamp', 'y']" in message
     assert "Set data.id_column" in message and "(or null for one series)" in message
+
+
+def test_integer_time_steps_are_refused_with_the_conversion_to_make(tmp_path: Path) -> None:
+    path = tmp_path / "steps.csv"
+    pd.DataFrame({"unique_id": ["H1"] * 4, "ds": [1, 2, 3, 4], "y": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        path, index=False
+    )
+    cfg = DataConfig(path=str(path), timestamp_column="ds", target="y", id_column="unique_id")
+    with pytest.raises(DataError) as info:
+        read_source(cfg, tmp_path)
+    message = str(info.value)
+    assert "column 'ds' holds integers (1, 2, 3, ...), step numbers rather than timestamps" in message
+    assert "pd.to_timedelta(df['ds'] - 1, unit='h')" in message
