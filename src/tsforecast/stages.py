@@ -57,7 +57,7 @@ class StageSpec:
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "ingest",
-        "read data.path (builtin:taylor, CSV or Parquet) into data/raw/",
+        "read data.path (builtin:taylor, builtin:m4-hourly, a CSV or Parquet file) into data/raw/",
         "tsforecast.ingest:run_ingest",
     ),
     StageSpec(
