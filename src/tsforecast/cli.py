@@ -118,7 +118,8 @@ HELP = {spec.name: spec.help for spec in stages.STAGES}
 INPUT_HELP = (
     "CSV/Parquet history: the model's timestamp column, target and covariates (as in params.yaml "
     "when it was trained), at least window.input_size rows at data.freq without gaps; the last "
-    "input_size rows are used. Default: data/validated/ (the current validated data). Make one "
+    "input_size rows are used; for a panel's model, a long frame with its id column too (each "
+    "series forecast on its own). Default: data/validated/ (the current validated data). Make one "
     "with e.g. `python -c \"import pandas as pd; pd.read_parquet('data/validated/data.parquet')"
     ".tail(336).to_csv('history.csv', index=False)\"`"
 )
