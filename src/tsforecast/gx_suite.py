@@ -31,6 +31,19 @@ def _gx_quiet() -> None:
             logger.setLevel(logging.WARNING)
 
 
+def expectation_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's row per expectation: its type, column, success, details and message."""
+    return [
+        {
+            "expectation": r["expectation"],
+            "column": r["column"],
+            "success": r["success"],
+            "details": {**details(r["result"]), **({"message": r["message"]} if r.get("message") else {})},
+        }
+        for r in results
+    ]
+
+
 def run_checks(plan: Plan, docs_dir: Path, prefix: str = "") -> tuple[list[dict[str, Any]], list[str]]:
     """:func:`run_suite`, then a message on each result (None when it passed) and the failure lines.
 

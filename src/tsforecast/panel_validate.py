@@ -40,7 +40,7 @@ from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, Wind
 from tsforecast.errors import DataValidationError
 from tsforecast.expectations import Plan, panel_frame_plan
 from tsforecast.freq import infer_offset, offset_of_step
-from tsforecast.gx_suite import details, run_checks
+from tsforecast.gx_suite import expectation_rows, run_checks
 from tsforecast.io import atomic_dir, write_json
 from tsforecast.panel import factorize_ids
 from tsforecast.panel_checks import ChunkChecks, SeriesChunk, check_chunk
@@ -335,15 +335,7 @@ def _report(source: str, data: DataConfig, results: list[dict[str, Any]], **extr
         "id_column": data.id_column,
         "n_expectations": len(results),
         "n_failed": len(failed),
-        "expectations": [
-            {
-                "expectation": r["expectation"],
-                "column": r["column"],
-                "success": r["success"],
-                "details": {**details(r["result"]), **({"message": r["message"]} if r["message"] else {})},
-            }
-            for r in results
-        ],
+        "expectations": expectation_rows(results),
         **extra,
     }
 

@@ -25,7 +25,7 @@ import pandas as pd
 from tsforecast.config import DataConfig, OrchestrationConfig, SplitConfig, WindowConfig
 from tsforecast.errors import DataError, DataValidationError
 from tsforecast.expectations import Grid, plan_checks
-from tsforecast.gx_suite import details, run_checks
+from tsforecast.gx_suite import expectation_rows, run_checks
 from tsforecast.ingest import read_raw
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
 from tsforecast.panel_validate import PanelValidateResult, validate_panel
@@ -125,15 +125,7 @@ def run_validate(
         "n_failed": len(failed),
         "freq": plan.grid.freq if plan.grid is not None else None,
         "source": source,
-        "expectations": [
-            {
-                "expectation": r["expectation"],
-                "column": r["column"],
-                "success": r["success"],
-                "details": {**details(r["result"]), **({"message": r["message"]} if r["message"] else {})},
-            }
-            for r in results
-        ],
+        "expectations": expectation_rows(results),
         "filled": [str(t) for t in filled],
     }
     write_json(paths.reports / VALIDATION_REPORT, report)  # edge: report, pass or fail
