@@ -248,6 +248,22 @@ class BacktestConfig(_Section):
         return v
 
 
+def scheduler_address_problem(address: object) -> str | None:
+    """Why ``address`` is not a Dask scheduler address (tcp://host:port), or None when it is one
+    (or None: no scheduler)."""
+    if address is None:
+        return None
+    text = str(address)
+    rest = text.split("://", 1)[1] if "://" in text else ""
+    host, _, port = rest.rpartition(":")
+    if isinstance(address, str) and text.startswith(DASK_SCHEMES) and host and port.isdigit():
+        return None
+    return (
+        f"{address!r} is not a scheduler address; use 'tcp://host:port' (as printed by "
+        "`dask scheduler`) or null to run locally"
+    )
+
+
 class OrchestrationConfig(_Section):
     """Where Prefect sends the train stage, and where per-series work of a panel runs."""
 
@@ -259,15 +275,9 @@ class OrchestrationConfig(_Section):
     @field_validator("dask_address")
     @classmethod
     def _scheduler_url(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        rest = v.split("://", 1)[1] if "://" in v else ""
-        host, _, port = rest.rpartition(":")
-        if not v.startswith(DASK_SCHEMES) or not host or not port.isdigit():
-            raise ValueError(
-                f"{v!r} is not a scheduler address; use 'tcp://host:port' (as printed by "
-                "`dask scheduler`) or null to run locally"
-            )
+        problem = scheduler_address_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from tsforecast.errors import DataError, ModelLoadError
+from tsforecast.inference import predict_windows
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
 from tsforecast.panel_forecast import forecast_panel, numeric_values
@@ -145,23 +145,6 @@ def check_history(
 def future_timestamps(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
     """The ``horizon`` timestamps after ``last``, every ``freq``: the first is one step after."""
     return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
-
-
-@torch.no_grad()
-def predict_windows(model: LSTMForecaster, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Scaled input windows (N, L, C) -> scaled forecasts (N, H), fp32, on the model's device."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = [
-        model(
-            torch.as_tensor(np.ascontiguousarray(x[i : i + batch_size]), dtype=torch.float32, device=device)
-        )
-        .double()
-        .cpu()
-        .numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(out) if out else np.empty((0, model.args.horizon))
 
 
 def val_residuals(model: LSTMForecaster, prepared: Prepared) -> np.ndarray:

@@ -1,7 +1,8 @@
 """What running a trained model needs, below both training and evaluation.
 
 Device choice, mixed precision, batches gathered from a strided view of the scaled
-series, and batched prediction on the scaled axis. ``train`` and ``evaluate`` import
+series, and batched prediction on the scaled axis (``predict_scaled`` over window batches,
+``predict_windows`` over an array of windows: the forecast, evaluation and serving paths). ``train`` and ``evaluate`` import
 this module; it imports neither.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from tsforecast.errors import TrainingError
+
+if TYPE_CHECKING:
+    from tsforecast.model import LSTMForecaster
 
 
 def select_device(preference: str) -> torch.device:
@@ -103,4 +107,28 @@ def predict_scaled(
     return np.concatenate(preds), np.concatenate(trues)
 
 
-__all__ = ["WindowBatches", "amp_context", "cpu_has_native_bf16", "predict_scaled", "select_device"]
+@torch.no_grad()
+def predict_windows(model: LSTMForecaster, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Scaled input windows (N, L, C) -> scaled forecasts (N, H), fp32, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [
+        model(
+            torch.as_tensor(np.ascontiguousarray(x[i : i + batch_size]), dtype=torch.float32, device=device)
+        )
+        .double()
+        .cpu()
+        .numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out) if out else np.empty((0, model.args.horizon))
+
+
+__all__ = [
+    "WindowBatches",
+    "amp_context",
+    "cpu_has_native_bf16",
+    "predict_scaled",
+    "predict_windows",
+    "select_device",
+]

@@ -29,6 +29,7 @@ import pandas as pd
 
 from tsforecast import m4
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, OrchestrationConfig
+from tsforecast.inference import predict_windows
 from tsforecast.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name
 from tsforecast.io import atomic_file, write_json
 from tsforecast.model import LSTMForecaster, load_model
@@ -38,13 +39,13 @@ from tsforecast.panel_scoring import (
     BASELINES,
     FORECASTERS,
     MODEL_KEY,
+    PREDICT_BATCH,
     ChunkScores,
     Job,
     baseline_forecasts,
     check_model,
     naive2_parts,
     panel_slice,
-    predict,
     score_panel,
 )
 from tsforecast.paths import BY_SERIES_FILE, WORST_PLOT, Paths
@@ -199,7 +200,7 @@ def series_view(
     s = np.zeros(1, dtype=np.int64)
     start = wr.starts(s, wr.count - 1)
     x, y = one.gather(s, start, scaled=True)
-    p = predict(net, x).astype(np.float64)
+    p = predict_windows(net, x, PREDICT_BATCH)
     m = period
     si = naive2_parts(one.histories(before="test"), m)[1] if m > 1 else np.ones((1, 1))
     L, H = one.input_size, one.horizon

@@ -25,6 +25,7 @@ import torch
 from pandas.tseries.frequencies import to_offset
 
 from tsforecast.errors import DataError, ModelLoadError
+from tsforecast.inference import predict_windows
 from tsforecast.intervals import Calibration, level_name, serving_levels
 from tsforecast.model import LSTMForecaster
 from tsforecast.parallel import chunk_ranges, map_series
@@ -123,12 +124,7 @@ def forecast_chunk(chunk: ForecastChunk) -> dict[str, np.ndarray]:
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in chunk.weights.items()})
     model.eval()
     scaled = ((chunk.x - chunk.mean[:, None, :]) / chunk.std[:, None, :]).astype(np.float32)  # (n, L, C)
-    with torch.no_grad():
-        parts = [
-            model(torch.from_numpy(scaled[i : i + PREDICT_BATCH])).double().numpy()
-            for i in range(0, len(scaled), PREDICT_BATCH)
-        ]
-    point = np.concatenate(parts) if parts else np.empty((0, int(chunk.args["horizon"])))  # (n, H) scaled
+    point = predict_windows(model, scaled, PREDICT_BATCH)  # (n, H) scaled
     mu, sd = chunk.mean[:, :1], chunk.std[:, :1]  # (n, 1): the target's scaler
     out = {"forecast": point * sd + mu}
     for level in chunk.levels:

@@ -33,6 +33,7 @@ import torch
 
 from tsforecast import m4
 from tsforecast.errors import DataError
+from tsforecast.inference import predict_windows
 from tsforecast.intervals import Calibration
 from tsforecast.model import LSTMForecaster
 from tsforecast.panel import Panel
@@ -144,15 +145,6 @@ def window_index(panel: Panel, part: str, n_origins: int | None) -> tuple[np.nda
     return np.stack([s, starts], axis=1), s * k + j
 
 
-@torch.no_grad()
-def predict(net: LSTMForecaster, x: np.ndarray, batch: int = PREDICT_BATCH) -> np.ndarray:
-    """Scaled forecasts (K, H) of scaled inputs (K, L, C), fp32 on the CPU."""
-    out = [
-        net(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).numpy() for i in range(0, len(x), batch)
-    ]
-    return np.concatenate(out) if out else np.empty((0, net.args.horizon), dtype=np.float32)
-
-
 def naive2_parts(insample: list[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray]:
     """Per series: seasonal (S,) and multiplicative indices (S, m) (ones when not seasonal), via m4."""
     seasonal = m4.seasonality_test(insample, m) & np.array([(x > 0).all() for x in insample], dtype=bool)
@@ -200,7 +192,7 @@ def score_chunk(job: Job, chunk: Panel) -> ChunkScores:
     s, starts = idx[:, 0], idx[:, 1]
     n_groups = chunk.n_series * (job.n_origins or 1)
     x, y_scaled = chunk.gather(s, starts, scaled=True)  # (K, L, C), (K, H)
-    p_scaled = predict(job.model(), x).astype(np.float64)  # (K, H)
+    p_scaled = predict_windows(job.model(), x, PREDICT_BATCH)  # (K, H)
     y_scaled = y_scaled.astype(np.float64)
     insample = chunk.histories(before="test")
     seasonal, si = (
@@ -318,7 +310,6 @@ __all__ = [
     "naive2_parts",
     "origins_available",
     "panel_slice",
-    "predict",
     "score_chunk",
     "score_panel",
     "window_index",

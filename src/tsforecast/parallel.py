@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
 
+from tsforecast.config import scheduler_address_problem
 from tsforecast.errors import ConfigError, TsForecastError
 from tsforecast.progress import progress_bar
 
@@ -43,7 +44,6 @@ LOCAL_CLUSTER_WORTH_S = 5.0  # below this much estimated work, a local cluster c
 MIN_CORES_FOR_LOCAL_CLUSTER = 4
 MAX_LOCAL_WORKERS = 8
 TARGET_TASK_S = 0.05  # one task's run time we aim at: big enough to hide scheduling overhead
-SCHEMES = ("tcp://", "tls://")
 
 
 class DaskUnavailableError(TsForecastError):
@@ -57,17 +57,9 @@ class DaskUnavailableError(TsForecastError):
 
 def check_address(address: str | None) -> str | None:
     """``address`` if it is None or a scheduler URL (tcp://host:port), else a ConfigError."""
-    if address is None:
-        return None
-    if (
-        not isinstance(address, str)
-        or not address.startswith(SCHEMES)
-        or ":" not in address.split("://", 1)[1]
-    ):
-        raise ConfigError(
-            f"orchestration.dask_address={address!r} is not a scheduler address; use "
-            "'tcp://host:port' (as printed by `dask scheduler`) or null to run locally"
-        )
+    problem = scheduler_address_problem(address)
+    if problem:
+        raise ConfigError(f"orchestration.dask_address={problem}")
     return address
 
 
