@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from tsforecast.config import Config, load_config
-from tsforecast.ingest import load_taylor_frame
-from tsforecast.splits import split_rows
-from tsforecast.windowing import Prepared, StandardScaler, window_starts
+from tsforecast.data.ingest import load_taylor_frame
+from tsforecast.dataset.splits import split_rows
+from tsforecast.dataset.window import Prepared, StandardScaler, window_starts
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"

@@ -11,12 +11,12 @@ TRAINING series, the last 48 hours are the scored target (the panel's ``test`` p
 before them the early-stopping part (``val``), and every hour before those is training data
 (``train``), each series scaled on its own train rows. That is the pipeline's panel split with
 ``split.val=48, split.test=48`` run on the training series, so the M4 test set is never read.
-Scores: sMAPE, MASE (m = 24) and OWA against Naive2 (``tsforecast.m4``) on the same windows as
+Scores: sMAPE, MASE (m = 24) and OWA against Naive2 (``tsforecast.evaluation.m4``) on the same windows as
 the baselines. Every trial (``--set`` overrides of params.yaml on top of the M4 protocol, one
 seed) is appended to ``benchmarks/m4_accuracy.json`` (a rerun replaces its entry); ``--final``
 also records the config's median and range over its seeds and the matching ``dvc exp run`` line.
 
-Training is the pipeline's own code path, ``tsforecast.panel_train.fit_panel`` (``WindowSampler``
+Training is the pipeline's own code path, ``tsforecast.training.panel_train.fit_panel`` (``WindowSampler``
 epochs of ``train.windows_per_epoch`` windows, early stopping on the val windows' MSE, the best
 epoch's weights kept), so the numbers are what ``dvc exp run`` with the same params trains. The
 first trials of the log ran before it landed, on a small loop over the same parts; each trial
@@ -37,14 +37,14 @@ import numpy as np
 import torch
 import yaml
 
-from tsforecast import m4
 from tsforecast.config import Config, load_config
-from tsforecast.datasets import M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY, load_m4_hourly
+from tsforecast.data.datasets import M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY, load_m4_hourly
+from tsforecast.dataset.panel import Panel, build_panel
+from tsforecast.evaluation import m4
 from tsforecast.io import read_json, write_json
-from tsforecast.model import LSTMForecaster
-from tsforecast.panel import Panel, build_panel
-from tsforecast.panel_train import fit_panel
-from tsforecast.trainstep import fast_cpu_math
+from tsforecast.training.model import LSTMForecaster
+from tsforecast.training.panel_train import fit_panel
+from tsforecast.training.step import fast_cpu_math
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,7 +87,7 @@ PINNED = (
     "train.windows_per_epoch",
     "train.sample_by",
 )
-TRAINER = "tsforecast.panel_train.fit_panel"
+TRAINER = "tsforecast.training.panel_train.fit_panel"
 PUBLISHED_TEST_OWA = {"seasonal_naive": 0.628, "winner_es_rnn": 0.440}
 
 

@@ -4,7 +4,7 @@
     python benchmarks/m4_baselines.py --output PATH
 
 The protocol is the M4 hourly one (forecast 48 hours, m = 24, sMAPE / MASE / OWA against
-Naive2, ``tsforecast.m4``) applied to VALIDATION windows: the last 48 hours of each of the 414
+Naive2, ``tsforecast.evaluation.m4``) applied to VALIDATION windows: the last 48 hours of each of the 414
 embedded training series are held out, and every method sees only the hours before them. The
 M4 test part is never read. Published test-set numbers (the 48 hours after each training
 series) are quoted for reference only; validation numbers differ from them.
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from tsforecast import m4
-from tsforecast.datasets import (
+from tsforecast.data.datasets import (
     M4_HOURLY_HORIZON,
     M4_HOURLY_SEASONALITY,
     M4_HOURLY_SHA256,
     m4_hourly_arrays,
 )
+from tsforecast.evaluation import m4
 from tsforecast.io import write_json
 
 HERE = Path(__file__).resolve().parent

@@ -17,7 +17,7 @@ def bench_windowing(rows: int = WINDOWING_ROWS) -> dict[str, Any]:
     """Peak bytes numpy allocates (tracemalloc) while building every window of a long series."""
     import numpy as np
 
-    from tsforecast.windowing import sliding_windows
+    from tsforecast.dataset.window import sliding_windows
 
     series = np.random.default_rng(0).standard_normal((rows, 1), dtype=np.float32)  # (rows, 1)
     tracemalloc.start()
@@ -58,8 +58,8 @@ def bench_inference(model_path: Path, prepared_path: Path, quick: bool) -> dict[
     import numpy as np
     import torch
 
-    from tsforecast.model import load_model
-    from tsforecast.windowing import load_prepared
+    from tsforecast.dataset.window import load_prepared
+    from tsforecast.training.model import load_model
 
     model, _ = load_model(model_path)
     model.eval()

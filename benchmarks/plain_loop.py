@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.bench_data import SpeedSetup
-from tsforecast.train import build_model
+from tsforecast.training.train import build_model
 
 
 def materialise(series: np.ndarray, starts: np.ndarray, L: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +52,7 @@ def train_plain(setup: SpeedSetup) -> dict[str, Any]:
         shuffle=True,
         generator=torch.Generator().manual_seed(cfg.train.seed),
     )
-    model = build_model(cfg, n_features=X.shape[2])  # the same constructor call as tsforecast.train
+    model = build_model(cfg, n_features=X.shape[2])  # the same constructor call as tsforecast.training.train
     optimizer = torch.optim.Adam(model.parameters())
     loss_fn = nn.MSELoss()
     history = []

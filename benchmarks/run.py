@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python benchmarks/run.py",
         description=(
-            "Benchmark tsforecast: training speed of tsforecast.train.fit against a plain PyTorch "
+            "Benchmark tsforecast: training speed of tsforecast.training.train.fit against a plain PyTorch "
             "loop (same model, data, steps and CPU settings; seed pairs in alternating fresh "
             "subprocesses; medians with the per-pair spread) at L=H=96 and at params.yaml's "
             "L=336/H=48, test accuracy against repeat-last and seasonal-naive at several horizons "

@@ -1,4 +1,4 @@
-"""Training speed: our loop (``tsforecast.train.fit``) against the plain loop, in seed-paired,
+"""Training speed: our loop (``tsforecast.training.train.fit``) against the plain loop, in seed-paired,
 alternating fresh subprocesses, at each window shape of ``bench_data.SPEED_SHAPES``.
 
 Pair r runs both loops with ``train.seed + r``, in the order (ours, plain) for even r and
@@ -19,7 +19,7 @@ from benchmarks.stats import paired_comparison, spread
 TARGET_SPEEDUP = 1.5
 DETECT_REL = 0.04  # the accuracy comparison should be able to see a 4 % difference in val MSE
 CPU_SETTINGS = (
-    "both loops: flush-denormal and the allocator thresholds (tsforecast.train.fast_cpu_math, "
+    "both loops: flush-denormal and the allocator thresholds (tsforecast.training.train.fast_cpu_math, "
     "as run_train applies them) are set in each worker before training"
 )
 
@@ -77,7 +77,7 @@ def setup_description(shape: str, quick: bool, epochs: int, threads: int | None)
         "timed": "every epoch but the first (warm-up); training steps only, validation excluded",
         "threads": threads or "torch default",
         "cpu_settings": CPU_SETTINGS,
-        "ours": "tsforecast.train.fit: unfold-view batches, batch split over train.cpu_shards threads "
+        "ours": "tsforecast.training.train.fit: unfold-view batches, batch split over train.cpu_shards threads "
         "(one core each, gradients summed), bf16 autocast where the CPU has native bf16, fused AdamW, "
         "cosine LR, grad clip",
         "seeds": "pair r runs both loops with train.seed + r",
@@ -206,7 +206,7 @@ def bench_ablation(
             break
     full = [r["val_mse_final"] for r in ours_runs[: len(runs)]]  # the budget may have cut the seeds
     return {
-        "what": "tsforecast.train.fit with TSFORECAST_CPU_BF16=0 and train.cpu_shards=1, at the seeds "
+        "what": "tsforecast.training.train.fit with TSFORECAST_CPU_BF16=0 and train.cpu_shards=1, at the seeds "
         "of the speed pairs",
         "shape": shape,
         "seeds": [r["seed"] for r in runs],
@@ -232,4 +232,6 @@ def bench_cuda(epochs: int, quick: bool, scratch: Path) -> tuple[dict[str, Any] 
     except WorkerFailed as e:
         return None, f"the CUDA run failed: {str(e).splitlines()[0]}"
     keep = ("device", "device_name", "samples_per_second", "val_mse_final", "timed_steps", "timed_seconds")
-    return {k: res[k] for k in keep}, "ours (tsforecast.train.fit) on CUDA, same data and steps as on the CPU"
+    return {
+        k: res[k] for k in keep
+    }, "ours (tsforecast.training.train.fit) on CUDA, same data and steps as on the CPU"

@@ -4,10 +4,10 @@ Each runs in a fresh interpreter (``run.py --worker NAME --worker-args JSON --wo
 started by :func:`harness.run_worker`) and writes one JSON dict.
 
 Both training loops get the same process-wide CPU settings before they train:
-flush-denormal and the allocator thresholds (``tsforecast.train.fast_cpu_math``, as
+flush-denormal and the allocator thresholds (``tsforecast.training.train.fast_cpu_math``, as
 ``run_train`` calls it), so the speed comparison measures the loops, not those settings.
 
-This is the only module that imports ``tsforecast.train`` beyond ``build_model``; if names
+This is the only module that imports ``tsforecast.training.train`` beyond ``build_model``; if names
 there move, the imports below are the ones to change.
 """
 
@@ -60,7 +60,7 @@ def cpu_settings() -> dict[str, bool]:
     """Flush denormals and tune the allocator, as ``run_train`` does; say what took."""
     import torch
 
-    from tsforecast.trainstep import fast_cpu_math, tune_allocator
+    from tsforecast.training.step import fast_cpu_math, tune_allocator
 
     fast_cpu_math()
     return {
@@ -100,13 +100,13 @@ def timed_summary(
 
 
 def worker_ours(args: dict[str, Any]) -> dict[str, Any]:
-    """Our loop: tsforecast.train.fit, after the CPU settings run_train applies."""
+    """Our loop: tsforecast.training.train.fit, after the CPU settings run_train applies."""
     import torch
 
     from benchmarks.bench_data import CONTRACT_SHAPE, speed_setup
-    from tsforecast.inference import cpu_has_native_bf16
-    from tsforecast.train import fit
-    from tsforecast.trainstep import cpu_shards
+    from tsforecast.training.inference import cpu_has_native_bf16
+    from tsforecast.training.step import cpu_shards
+    from tsforecast.training.train import fit
 
     recipe = args.get("recipe", "params")
     shape = args.get("shape", CONTRACT_SHAPE)

@@ -1,7 +1,7 @@
 """A registration in a child process that waits at a barrier first, so two really overlap.
 
 ``register_at_barrier`` is the target of a ``multiprocessing`` (spawn) child: it patches
-``tsforecast.registry.<where>`` (``store_lock`` or ``apply_alias``) to wait at ``barrier``
+``tsforecast.registry.register.<where>`` (``store_lock`` or ``apply_alias``) to wait at ``barrier``
 before the real call, then runs the register stage. A registration left alone at the
 barrier times out (``BrokenBarrierError``) and its child exits non-zero, so a test built
 on it cannot pass with the two registrations run one after the other.
@@ -26,9 +26,9 @@ def register_at_barrier(root: str, uri: str, barrier: Any, where: str) -> None:
     )
     import torch
 
-    from tsforecast import registry
     from tsforecast.config import load_config
     from tsforecast.paths import Paths
+    from tsforecast.registry import register as registry
 
     torch.set_num_threads(1)
     real = getattr(registry, where)

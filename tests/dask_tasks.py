@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tsforecast import m4
+from tsforecast.evaluation import m4
 
 H, M = 24, 24
 

@@ -126,7 +126,7 @@ def client_for(repo: Repo) -> Any:
     """An MLflow client on the repo's own store."""
     from mlflow import MlflowClient
 
-    from tsforecast.tracking import tracking_uri
+    from tsforecast.registry.tracking import tracking_uri
 
     uri = tracking_uri(repo.paths)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -136,7 +136,7 @@ def perturb_model(repo: Repo, noise: float, seed: int = 1) -> float:
     """Add Gaussian noise to every weight of models/model.pt, re-evaluate; returns the new mse_scaled."""
     import torch
 
-    from tsforecast.model import load_model, save_model
+    from tsforecast.training.model import load_model, save_model
 
     path = repo.paths.models / "model.pt"
     model, extra = load_model(path)

@@ -15,11 +15,11 @@ import torch
 import yaml
 
 from tsforecast.config import SplitConfig, WindowConfig
-from tsforecast.intervals import INTERVALS_KEY, calibrate
+from tsforecast.dataset.panel import Panel, build_panel, save_panel
+from tsforecast.evaluation.intervals import INTERVALS_KEY, calibrate
 from tsforecast.io import write_json
-from tsforecast.model import LSTMForecaster, save_model
-from tsforecast.panel import Panel, build_panel, save_panel
 from tsforecast.paths import Paths
+from tsforecast.training.model import LSTMForecaster, save_model
 
 ID, TS, Y = "unique_id", "timestamp", "value"
 

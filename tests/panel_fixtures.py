@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from tsforecast import train as train_mod
 from tsforecast.config import Config, load_config
+from tsforecast.dataset.panel import Panel, build_panel, save_panel
 from tsforecast.io import write_json
-from tsforecast.panel import Panel, build_panel, save_panel
 from tsforecast.paths import Paths
+from tsforecast.training import train as train_mod
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 L, H = 12, 4

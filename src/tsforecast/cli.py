@@ -70,8 +70,8 @@ def _cmd_params(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from tsforecast.forecasting.predict import run_predict
     from tsforecast.paths import Paths
-    from tsforecast.predict import run_predict
 
     return run_predict(
         args.model,
@@ -84,7 +84,7 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_promote(args: argparse.Namespace) -> Any:
-    from tsforecast.registry import run_promote
+    from tsforecast.registry.register import run_promote
 
     cfg, paths = _context(args)
     return run_promote(
@@ -106,8 +106,8 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
-    from tsforecast.explain import run_explain_gradients
     from tsforecast.paths import Paths
+    from tsforecast.teaching.explain import run_explain_gradients
 
     paths = Paths.from_root(args.root)
     return run_explain_gradients(paths, seq_len=args.seq_len, hidden_size=args.hidden_size, seed=args.seed)

@@ -158,7 +158,7 @@ class WindowConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """Constructor arguments of :class:`tsforecast.model.LSTMForecaster`."""
+    """Constructor arguments of :class:`tsforecast.training.model.LSTMForecaster`."""
 
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     hidden_size: PositiveInt = 64

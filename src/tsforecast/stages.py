@@ -58,42 +58,42 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "ingest",
         "read data.path (builtin:taylor, builtin:m4-hourly, a CSV or Parquet file) into data/raw/",
-        "tsforecast.ingest:run_ingest",
+        "tsforecast.data.ingest:run_ingest",
     ),
     StageSpec(
         "validate",
         "check data/raw/ with a Great Expectations suite, fill short gaps -> data/validated/",
-        "tsforecast.validate:run_validate",
+        "tsforecast.data.validate:run_validate",
     ),
     StageSpec(
         "window",
         "split chronologically, fit the scaler on train rows -> data/prepared/",
-        "tsforecast.windowing:run_window",
+        "tsforecast.dataset.window:run_window",
     ),
     StageSpec(
         "train",
         "train the LSTM with early stopping and checkpoints -> models/, metrics/train.json",
-        "tsforecast.train:run_train",
+        "tsforecast.training.train:run_train",
     ),
     StageSpec(
         "evaluate",
         "score the model and naive baselines on the test windows -> metrics/, plots/",
-        "tsforecast.evaluate:run_evaluate",
+        "tsforecast.evaluation.evaluate:run_evaluate",
     ),
     StageSpec(
         "backtest",
         "forecast from backtest.n_cutoffs test origins (no refit), score each -> metrics/backtest.json",
-        "tsforecast.backtest:run_backtest",
+        "tsforecast.evaluation.backtest:run_backtest",
     ),
     StageSpec(
         "register",
         "log the run to MLflow, register a version, move the champion alias if it wins",
-        "tsforecast.registry:run_register",
+        "tsforecast.registry.register:run_register",
     ),
     StageSpec(
         "forecast",
         "forecast the horizon after the validated data with intervals -> forecasts/, plots/future.png",
-        "tsforecast.forecast:run_forecast",
+        "tsforecast.forecasting.forecast:run_forecast",
     ),
 )
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tsforecast.config import Config, config_from_dict
-from tsforecast.ingest import run_ingest
+from tsforecast.data.ingest import run_ingest
 from tsforecast.paths import Paths
 
 

@@ -11,7 +11,7 @@ import pytest
 from tsforecast.errors import DataValidationError
 from tsforecast.io import read_json
 from tsforecast.paths import VALIDATED_FILE, VALIDATED_META
-from tsforecast.validate import run_validate
+from tsforecast.data.validate import run_validate
 
 N = 40  # rows per series; the make_repo split and window need at least 30
 
@@ -324,7 +324,7 @@ def test_a_failed_validation_keeps_the_previous_validated_panel(make_repo):
     bad = panel_frame()
     bad.loc[bad["sid"] == "s0", "y"] = np.inf
     bad.to_csv(repo.paths.root / "series.csv", index=False)
-    from tsforecast.ingest import run_ingest
+    from tsforecast.data.ingest import run_ingest
 
     run_ingest(repo.cfg.data, repo.paths)
     with pytest.raises(DataValidationError, match="non-finite"):
@@ -338,7 +338,7 @@ def test_results_do_not_depend_on_how_series_are_chunked(make_repo, monkeypatch)
     repo = make_repo(frame, id_column="sid")
     validate(repo)
     whole = pd.read_parquet(repo.paths.validated / VALIDATED_FILE)
-    monkeypatch.setattr("tsforecast.panel_validate.SECONDS_PER_ROW", 1.0)  # one series per chunk
+    monkeypatch.setattr("tsforecast.data.panel_validate.SECONDS_PER_ROW", 1.0)  # one series per chunk
 
     validate(repo)
 

@@ -9,9 +9,9 @@ import pytest
 from tests.data.test_panel_validate import N, panel_frame, validate
 from tsforecast.config import SplitConfig
 from tsforecast.errors import DataError
-from tsforecast.panel import PARTS, is_panel_dir, load_panel
+from tsforecast.dataset.panel import PARTS, is_panel_dir, load_panel
 from tsforecast.paths import VALIDATED_FILE
-from tsforecast.windowing import run_window
+from tsforecast.dataset.window import run_window
 
 COUNTS = SplitConfig(train=20, val=6, test=6)  # row counts: anchored at each series' end
 

@@ -9,7 +9,7 @@ import pytest
 from tsforecast.errors import DataValidationError
 from tsforecast.io import read_json
 from tsforecast.paths import VALIDATED_FILE, VALIDATED_META
-from tsforecast.validate import run_validate
+from tsforecast.data.validate import run_validate
 
 N_ROWS = 40  # the split and window of the make_repo fixture need at least 30
 

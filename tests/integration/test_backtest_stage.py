@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import BIN, make_repo, run
-from tsforecast.backtest import run_backtest
+from tsforecast.evaluation.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
 

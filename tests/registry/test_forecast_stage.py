@@ -9,7 +9,7 @@ import pytest
 
 from tests.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template, register  # noqa: F401
 from tsforecast.config import DataConfig
-from tsforecast.forecast import choose_model, run_forecast, unit_label
+from tsforecast.forecasting.forecast import choose_model, run_forecast, unit_label
 
 H = 6  # the tiny repo's horizon
 
@@ -50,7 +50,7 @@ def test_forecast_contract_with_the_local_model_when_identities_are_missing(regi
     for key in ("identity", "identity_fields", "champion_identity"):
         reg.pop(key, None)
     path.write_text(json.dumps(reg))
-    with caplog.at_level("INFO", logger="tsforecast.forecast"):
+    with caplog.at_level("INFO", logger="tsforecast.forecasting.forecast"):
         result = run_forecast(cfg.data, cfg.forecast, cfg.orchestration, paths)
     assert result.source == "local" and result.model == "models/model.pt"
     assert (
@@ -70,7 +70,7 @@ def test_forecast_contract_with_the_local_model_when_identities_are_missing(regi
 def test_forecast_uses_the_champion_of_this_identity_and_logs_to_its_run(registered: Repo) -> None:
     from mlflow import MlflowClient
 
-    from tsforecast.tracking import default_tracking_uri
+    from tsforecast.registry.tracking import default_tracking_uri
 
     with_identity(registered, "abc", "abc")
     cfg, paths = registered.cfg, registered.paths

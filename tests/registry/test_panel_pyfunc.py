@@ -11,18 +11,18 @@ import pytest
 
 from tests.mlflow_fixtures import init_store
 from tests.panel_fixtures import ID, TS, H, L, panel_cfg, panel_frame, write_panel_repo
-from tsforecast import train as train_mod
-from tsforecast.forecasting import forecast_frame
-from tsforecast.model import load_model
-from tsforecast.pyfunc import (
+from tsforecast.forecasting.core import forecast_frame
+from tsforecast.registry.pyfunc import (
     ARTIFACT_KEY,
     ForecastInputError,
     model_signature,
     serving_example,
     write_model_code,
 )
-from tsforecast.tracking import tracking
-from tsforecast.train import run_train
+from tsforecast.registry.tracking import tracking
+from tsforecast.training import train as train_mod
+from tsforecast.training.model import load_model
+from tsforecast.training.train import run_train
 
 N_SERIES = 3
 
@@ -95,7 +95,7 @@ def test_levels_param_picks_the_interval_levels(logged):
 
 
 def test_predict_cli_function_forecasts_a_long_csv(logged, tmp_path):
-    from tsforecast.predict import run_predict
+    from tsforecast.forecasting.predict import run_predict
 
     _, frame, model, extra, (model_uri, uri) = logged
     csv = tmp_path / "history.csv"

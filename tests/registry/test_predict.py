@@ -20,10 +20,10 @@ from tests.mlflow_fixtures import (  # noqa: F401
 )
 from tsforecast.cli import main
 from tsforecast.errors import DataError
-from tsforecast.forecasting import forecast_frame
-from tsforecast.model import load_model
-from tsforecast.pyfunc import ForecastInputError
-from tsforecast.tracking import tracking, tracking_uri
+from tsforecast.forecasting.core import forecast_frame
+from tsforecast.registry.pyfunc import ForecastInputError
+from tsforecast.registry.tracking import tracking, tracking_uri
+from tsforecast.training.model import load_model
 
 L, H = 24, 6  # the tiny repo's window
 COLUMNS = ["timestamp", "forecast", "lo_80", "hi_80"]
@@ -251,7 +251,7 @@ def test_predict_cli_writes_the_forecast_csv(registered: Repo, history: pd.DataF
 def test_predict_reads_parquet_and_takes_an_explicit_tracking_uri(
     registered: Repo, history: pd.DataFrame
 ) -> None:
-    from tsforecast.predict import run_predict
+    from tsforecast.forecasting.predict import run_predict
 
     src, out = registered.root / "history.parquet", registered.root / "forecast.parquet"
     history.tail(L).to_parquet(src, index=False)
@@ -310,7 +310,7 @@ def test_predict_without_input_forecasts_from_the_validated_data(
 ) -> None:
     out = registered.root / "next.csv"
     argv = ["predict", "--root", str(registered.root), "--model", "models:/tiny-lstm@champion"]
-    with caplog.at_level("INFO", logger="tsforecast.predict"):
+    with caplog.at_level("INFO", logger="tsforecast.forecasting.predict"):
         code = main([*argv, "--output", str(out), "--levels", "80", "95"])
     assert code == 0, capsys.readouterr().err
     written = pd.read_csv(out, parse_dates=["timestamp"])

@@ -17,12 +17,12 @@ from tests.mlflow_fixtures import init_store
 from tests.panel_eval_fixtures import ID, noisy_model, panel_extra, panel_frame, write_panel_repo
 from tsforecast import stages
 from tsforecast.config import load_config
+from tsforecast.dataset.panel import load_panel
 from tsforecast.errors import RegistryError
-from tsforecast.model import LSTMForecaster, load_model, save_model
-from tsforecast.panel import load_panel
 from tsforecast.paths import Paths
+from tsforecast.registry.tracking import tracking_uri
 from tsforecast.summary import build_summary
-from tsforecast.tracking import tracking_uri
+from tsforecast.training.model import LSTMForecaster, load_model, save_model
 
 L, H, M = 8, 3, 4
 SPLIT = {"train": 11, "val": 3, "test": 3}
@@ -100,7 +100,7 @@ def test_a_panel_registers_one_global_model_with_per_series_scores_as_an_artifac
     assert "One global model over 5 series: OWA" in c.get_model_version(NAME, "1").description
     import mlflow
 
-    from tsforecast.tracking import mlflow_context
+    from tsforecast.registry.tracking import mlflow_context
 
     with mlflow_context(tracking_uri(panel_repo)):
         meta = mlflow.models.get_model_info(f"models:/{NAME}/1").metadata["tsforecast"]

@@ -20,10 +20,10 @@ from tests.mlflow_fixtures import (  # noqa: F401
     run_stages,
     sine_frame,
 )
-from tsforecast import registry
-from tsforecast.lineage import params_hash
-from tsforecast.registry_types import DATA_HASH_TAG, FINGERPRINT_TAG, MSE_TAG, RESCORED_TAG
-from tsforecast.tracking import tracking_uri
+from tsforecast.registry import register as registry
+from tsforecast.registry.lineage import params_hash
+from tsforecast.registry.tracking import tracking_uri
+from tsforecast.registry.types import DATA_HASH_TAG, FINGERPRINT_TAG, MSE_TAG, RESCORED_TAG
 
 CONTRACT_KEYS = {
     "model_name",
@@ -169,14 +169,14 @@ def test_changed_data_rescores_the_champion_on_the_new_test_windows(tiny_repo: R
 
 
 def _load(repo: Repo) -> tuple:
-    from tsforecast.model import load_model
+    from tsforecast.training.model import load_model
 
     return load_model(repo.paths.models / "model.pt")
 
 
 def _mse_in_new_scale(model: torch.nn.Module, extra: dict, repo: Repo) -> float:
     """The old model on the new test windows, computed in data units, independently of registry."""
-    from tsforecast.windowing import load_prepared, window_starts
+    from tsforecast.dataset.window import load_prepared, window_starts
 
     p = load_prepared(repo.paths.prepared)
     L, H = p.input_size, p.horizon

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tests.reliability.conftest import Repo, assert_user_error
-from tsforecast.model import MODEL_FORMAT
+from tsforecast.training.model import MODEL_FORMAT
 
 MODEL = "models/model.pt"
 KEPT = ("metrics", "plots", "models")

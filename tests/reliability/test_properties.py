@@ -1,4 +1,4 @@
-"""Property tests of the chronological split and the sliding windows (tsforecast.windowing).
+"""Property tests of the chronological split and the sliding windows (tsforecast.dataset.window).
 
 For any series length, lookback L, horizon H, stride and split (fractions or row counts,
 inputs looking back or not): no window's target crosses its split's end, no row a train or
@@ -17,8 +17,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from tsforecast.config import SplitConfig, WindowConfig
+from tsforecast.dataset.window import SplitBounds, sliding_windows, split_rows, window_starts
 from tsforecast.errors import DataError
-from tsforecast.windowing import SplitBounds, sliding_windows, split_rows, window_starts
 
 PROPS = settings(max_examples=200, deadline=None)
 PARTS = ("train", "val", "test")

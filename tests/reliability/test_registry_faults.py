@@ -34,13 +34,13 @@ from tests.mlflow_fixtures import (  # noqa: F401
     perturb_model,
     run_cli,
 )
-from tsforecast import registry
 from tsforecast.cli import main
 from tsforecast.errors import RegistryError, TransientError
-from tsforecast.model import load_model, save_model
-from tsforecast.registry import RegisterResult, run_register
-from tsforecast.registry_types import FINGERPRINT_TAG
-from tsforecast.tracking import tracking_uri
+from tsforecast.registry import register as registry
+from tsforecast.registry.register import RegisterResult, run_register
+from tsforecast.registry.tracking import tracking_uri
+from tsforecast.registry.types import FINGERPRINT_TAG
+from tsforecast.training.model import load_model, save_model
 
 
 def register(repo: Repo, **register_changes: object) -> RegisterResult:

@@ -31,7 +31,7 @@ from tests.reliability.conftest import (
     tree_digest,
 )
 from tsforecast.io import atomic_dir, atomic_file, recover_dir
-from tsforecast.train import PAUSE_ENV
+from tsforecast.training.train import PAUSE_ENV
 
 # --------------------------------------------------------------------------- dvc.yaml
 

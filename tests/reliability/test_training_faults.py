@@ -36,9 +36,9 @@ from tests.reliability.conftest import (
 )
 from tsforecast.config import load_config
 from tsforecast.errors import TrainingError
-from tsforecast.model import LSTMForecaster, load_model
 from tsforecast.paths import Paths
-from tsforecast.train import PAUSE_ENV, run_train
+from tsforecast.training.model import LSTMForecaster, load_model
+from tsforecast.training.train import PAUSE_ENV, run_train
 
 # more, smaller batches than the shared repo, dropout on (so RNG state matters), no early stop
 LONGER_TRAINING = {

@@ -17,20 +17,20 @@ import pandas as pd
 import pytest
 import torch
 
-from tsforecast.backtest import (
+from tsforecast.config import BacktestConfig, EvaluateConfig, config_from_dict
+from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler, run_window
+from tsforecast.errors import ConfigError, DataError
+from tsforecast.evaluation.backtest import (
     backtest_metrics,
     cutoff_rows,
     forecast_rows,
     forecasts_at,
     run_backtest,
 )
-from tsforecast.config import BacktestConfig, EvaluateConfig, config_from_dict
-from tsforecast.errors import ConfigError, DataError
-from tsforecast.evaluate import BASELINES, MODEL_KEY, score
+from tsforecast.evaluation.evaluate import BASELINES, MODEL_KEY, score
 from tsforecast.io import write_json
-from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
-from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, run_window
+from tsforecast.training.model import LSTMForecaster, save_model
 
 # the metrics/backtest.json contract (/work/shared/DESIGN.md, "Outputs (contract)")
 METRIC_KEYS = {"mse_scaled", "mae_scaled", "mse", "mae", "rmse", "mase", "smape"}

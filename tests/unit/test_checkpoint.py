@@ -11,8 +11,8 @@ import time
 import torch
 from torch import nn
 
-from tsforecast.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from tsforecast.train import PAUSE_ENV, pause_for_tests
+from tsforecast.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from tsforecast.training.train import PAUSE_ENV, pause_for_tests
 
 
 def _record(epoch: int, val_loss: float, seconds: float = 1.5) -> dict[str, float]:
@@ -105,7 +105,7 @@ def test_a_checkpoint_of_other_params_restores_nothing(tmp_path, caplog):
     )
     other = nn.Linear(3, 2)
     before = _weights_of(other)
-    with caplog.at_level(logging.INFO, logger="tsforecast.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="tsforecast.training.checkpoint"):
         assert load_checkpoint(tmp_path / "c.pt", "new", _live(other, gen)) is None
     assert _same(other.state_dict(), before)
     assert "is from other params or data; starting afresh" in caplog.text
@@ -116,7 +116,7 @@ def test_a_checkpoint_of_another_layout_restores_nothing_and_says_so(tmp_path, c
     torch.save({"fingerprint": "fp", "epoch": 1, "model": nn.Linear(3, 2).state_dict()}, tmp_path / "c.pt")
     other = nn.Linear(3, 2)
     before = _weights_of(other)
-    with caplog.at_level(logging.WARNING, logger="tsforecast.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="tsforecast.training.checkpoint"):
         assert load_checkpoint(tmp_path / "c.pt", "fp", _live(other, torch.Generator())) is None
     assert _same(other.state_dict(), before)
     assert "of another layout (KeyError" in caplog.text
@@ -126,7 +126,7 @@ def test_a_damaged_or_missing_checkpoint_is_ignored(tmp_path, caplog):
     live = _live(nn.Linear(3, 2), torch.Generator())
     assert load_checkpoint(tmp_path / "none.pt", "fp", live) is None
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with caplog.at_level(logging.WARNING, logger="tsforecast.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="tsforecast.training.checkpoint"):
         assert load_checkpoint(tmp_path / "bad.pt", "fp", live) is None
     assert "ignoring unreadable checkpoint" in caplog.text
 

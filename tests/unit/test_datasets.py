@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsforecast import datasets
-from tsforecast.datasets import (
+from tsforecast.data import datasets
+from tsforecast.data.datasets import (
     M4_HOURLY_ORIGIN,
     M4_HOURLY_SHA256,
     load_m4_hourly,

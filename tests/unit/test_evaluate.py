@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from tsforecast.config import config_from_dict
+from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler, run_window
 from tsforecast.errors import ConfigError, DataError
-from tsforecast.evaluate import (
+from tsforecast.evaluation.evaluate import (
     BASELINES,
     MODEL_KEY,
     all_metrics,
@@ -32,9 +33,8 @@ from tsforecast.evaluate import (
     seasonal_naive,
 )
 from tsforecast.io import write_json
-from tsforecast.model import LSTMForecaster, save_model
 from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
-from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, run_window
+from tsforecast.training.model import LSTMForecaster, save_model
 
 # the metrics/evaluate.json contract (/work/shared/DESIGN.md, "Outputs (contract)")
 METRIC_KEYS = {"mse_scaled", "mae_scaled", "mse", "mae", "rmse", "mase", "smape", "n_windows"}
@@ -441,7 +441,7 @@ def test_run_evaluate_writes_the_contract_and_the_plots(tmp_path):
 
 
 def test_worst_windows_are_the_largest_lstm_errors_in_time_order():
-    from tsforecast.evaluate import Scores, worst_windows
+    from tsforecast.evaluation.evaluate import Scores, worst_windows
 
     y = np.zeros((5, H))
     p = np.array([[0.1], [3.0], [0.2], [2.0], [0.0]]).repeat(H, axis=1)

@@ -11,8 +11,8 @@ import torch
 
 from tsforecast.cli import main
 from tsforecast.errors import ConfigError
-from tsforecast.explain import gradient_curves, run_explain_gradients
 from tsforecast.paths import Paths
+from tsforecast.teaching.explain import gradient_curves, run_explain_gradients
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = ["steps_back", "rnn", "lstm", "lstm_default_init", "lstm_forget_bias_3"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tsforecast.gate import Contender, Incumbent, decide
-from tsforecast.lineage import task_identity
+from tsforecast.registry.gate import Contender, Incumbent, decide
+from tsforecast.registry.lineage import task_identity
 
 TAYLOR = task_identity("builtin:taylor", "demand", (), "30min", 48, 336).view()
 OTHER_SOURCE = task_identity("data/external/other.csv", "demand", (), "30min", 48, 336).view()

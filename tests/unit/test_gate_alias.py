@@ -13,8 +13,8 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from tsforecast.gate import Contender, Decision, apply_alias, decide, set_alias
-from tsforecast.lineage import task_identity
+from tsforecast.registry.gate import Contender, Decision, apply_alias, decide, set_alias
+from tsforecast.registry.lineage import task_identity
 
 TAYLOR = task_identity("builtin:taylor", "demand", (), "30min", 48, 336).view()
 RACE = (
@@ -47,7 +47,7 @@ class Store:
 
 
 def judge_with(scores: dict[int, float], version: int):
-    from tsforecast.gate import Incumbent
+    from tsforecast.registry.gate import Incumbent
 
     def judge(holder: int | None) -> Decision:
         champ = None if holder is None else Incumbent(holder, TAYLOR, scores[holder], "")

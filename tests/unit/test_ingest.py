@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from tsforecast.config import DataConfig
+from tsforecast.data.ingest import read_source, run_ingest
 from tsforecast.errors import DataError
-from tsforecast.ingest import read_source, run_ingest
 from tsforecast.io import read_json
 from tsforecast.paths import RAW_FILE, RAW_META, Paths
 

@@ -7,11 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
+from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler
 from tsforecast.errors import ConfigError, DataError, ModelLoadError
-from tsforecast.forecasting import calibrate_model, forecast_frame
-from tsforecast.intervals import GRID, Calibration, calibrate, check_levels, interval_metrics, pinball
-from tsforecast.model import LSTMForecaster
-from tsforecast.windowing import Prepared, SplitBounds, StandardScaler
+from tsforecast.evaluation.intervals import (
+    GRID,
+    Calibration,
+    calibrate,
+    check_levels,
+    interval_metrics,
+    pinball,
+)
+from tsforecast.forecasting.core import calibrate_model, forecast_frame
+from tsforecast.training.model import LSTMForecaster
 
 H = 6
 

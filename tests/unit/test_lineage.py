@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tsforecast.lineage import (
+from tsforecast.registry.lineage import (
     IDENTITY_FIELDS,
     flat_metrics,
     identity_from_tags,

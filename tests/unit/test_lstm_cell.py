@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsforecast.lstm_cell import LSTMCell, ReferenceLSTM, copy_from_torch_lstm
+from tsforecast.teaching.lstm_cell import LSTMCell, ReferenceLSTM, copy_from_torch_lstm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsforecast import m4
-from tsforecast.datasets import m4_hourly_arrays
+from tsforecast.data.datasets import m4_hourly_arrays
+from tsforecast.evaluation import m4
 
 HOURS = np.arange(24 * 20)  # 20 days of hourly steps
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tsforecast.errors import ModelLoadError
-from tsforecast.model import (
+from tsforecast.training.model import (
     MODEL_FORMAT,
     LSTMForecaster,
     ModelArgs,

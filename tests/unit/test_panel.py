@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from benchmarks.panel_data import synthetic_panel
 from tsforecast.config import SplitConfig, WindowConfig
+from tsforecast.dataset.panel import build_panel, load_panel, save_panel
+from tsforecast.dataset.sampling import WindowSampler
+from tsforecast.dataset.split import PanelTooShortError, needed_rows, split_bounds, too_short_error
+from tsforecast.dataset.window import SplitBounds, split_rows, window_starts
 from tsforecast.errors import DataError
-from tsforecast.panel import build_panel, load_panel, save_panel
-from tsforecast.panel_split import PanelTooShortError, needed_rows, split_bounds, too_short_error
-from tsforecast.sampling import WindowSampler
-from tsforecast.windowing import SplitBounds, split_rows, window_starts
 
 L, H = 12, 4
 
@@ -246,7 +246,7 @@ def test_a_failed_save_keeps_the_previous_panel(tmp_path, monkeypatch) -> None:
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("tsforecast.panel.write_json", boom)
+    monkeypatch.setattr("tsforecast.dataset.panel.write_json", boom)
     with pytest.raises(OSError, match="disk full"):
         save_panel(build(coded_frame([70, 90, 110])), tmp_path / "panel")
     assert load_panel(tmp_path / "panel").n_series == 2
@@ -344,7 +344,7 @@ def test_bounds_object_is_usable_by_the_one_series_helpers() -> None:
 
 
 def test_the_embedded_m4_hourly_panel_keeps_its_last_48_hours_as_test() -> None:
-    from tsforecast.datasets import load_m4_hourly, m4_hourly_arrays
+    from tsforecast.data.datasets import load_m4_hourly, m4_hourly_arrays
 
     split = SplitConfig(train=600, val=48, test=48)  # counts: anchored at each series' end
     panel = build_panel(

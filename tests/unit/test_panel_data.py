@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.panel_data import PANEL_START, synthetic_panel, synthetic_params, synthetic_values
-from tsforecast import m4
+from tsforecast.evaluation import m4
 
 
 def test_ten_thousand_series_of_a_thousand_build_in_seconds_and_little_memory() -> None:

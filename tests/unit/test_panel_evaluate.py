@@ -18,10 +18,11 @@ from tests.panel_eval_fixtures import (
     repeat_last_model,
     write_panel_repo,
 )
-from tsforecast import m4, panel_evaluate, stages
+from tsforecast import stages
 from tsforecast.config import SplitConfig, WindowConfig, load_config
-from tsforecast.panel_evaluate import evaluate_panel, worst_series
-from tsforecast.panel_scoring import Job, chunks_of, concat, score_chunk, score_panel
+from tsforecast.evaluation import m4, panel_evaluate
+from tsforecast.evaluation.panel_evaluate import evaluate_panel, worst_series
+from tsforecast.evaluation.scoring import Job, chunks_of, concat, score_chunk, score_panel
 from tsforecast.paths import Paths
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -233,7 +234,7 @@ def test_a_failed_evaluate_leaves_the_previous_outputs(
         raise RuntimeError("plotting failed")
 
     monkeypatch.setattr(panel_evaluate, "plot_error_by_step", broken)
-    from tsforecast.model import save_model
+    from tsforecast.training.model import save_model
 
     save_model(
         noisy_model(L, H),

@@ -17,14 +17,14 @@ from tests.panel_fixtures import (
     panel_frame,
     write_panel_repo,
 )
-from tsforecast import panel_forecast as pf
-from tsforecast import train as train_mod
 from tsforecast.errors import DataError
-from tsforecast.forecast import run_forecast
-from tsforecast.forecasting import forecast_frame
+from tsforecast.forecasting import panel_forecast as pf
+from tsforecast.forecasting.core import forecast_frame
+from tsforecast.forecasting.forecast import run_forecast
 from tsforecast.io import read_json
-from tsforecast.model import load_model
-from tsforecast.train import run_train
+from tsforecast.training import train as train_mod
+from tsforecast.training.model import load_model
+from tsforecast.training.train import run_train
 
 N_SERIES = 5
 

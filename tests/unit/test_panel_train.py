@@ -17,19 +17,19 @@ from tests.panel_fixtures import (
     panel_frame,
     write_panel_repo,
 )
-from tsforecast import panel_train as panel_train_mod
 from tsforecast.errors import TrainingError
-from tsforecast.intervals import INTERVALS_KEY, Calibration
+from tsforecast.evaluation.intervals import INTERVALS_KEY, Calibration
 from tsforecast.io import read_json
-from tsforecast.model import load_model
-from tsforecast.panel_train import (
+from tsforecast.training import panel_train as panel_train_mod
+from tsforecast.training.model import load_model
+from tsforecast.training.panel_train import (
     AUTO_WINDOWS_PER_EPOCH,
     fit_panel,
     panel_residuals,
     val_index,
     windows_per_epoch,
 )
-from tsforecast.train import CHECKPOINT, run_train
+from tsforecast.training.train import CHECKPOINT, run_train
 
 CPU = torch.device("cpu")
 

@@ -119,7 +119,7 @@ def test_cli_exits_1_for_a_user_error(
 def test_cli_help_imports_no_stage_module() -> None:
     code = (
         "import sys; from tsforecast import cli; cli.build_parser(); "
-        "print(sorted(m for m in ('torch', 'pandas', 'tsforecast.train', 'tsforecast.validate') "
+        "print(sorted(m for m in ('torch', 'pandas', 'tsforecast.training.train', 'tsforecast.data.validate') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -19,23 +19,23 @@ import pytest
 import torch
 from torch import nn
 
-from tsforecast import inference as inference_mod
-from tsforecast import train as train_mod
 from tsforecast.config import Config, TrainConfig, load_config
+from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler, split_rows, window_starts
 from tsforecast.errors import ConfigError, TrainingError
-from tsforecast.inference import (
+from tsforecast.io import write_json
+from tsforecast.paths import Paths
+from tsforecast.training import inference as inference_mod
+from tsforecast.training import train as train_mod
+from tsforecast.training.inference import (
     WindowBatches,
     amp_context,
     cpu_has_native_bf16,
     predict_scaled,
     select_device,
 )
-from tsforecast.io import write_json
-from tsforecast.model import LSTMForecaster, load_model
-from tsforecast.paths import Paths
-from tsforecast.train import CHECKPOINT, build_model, fit, run_train, seed_everything
-from tsforecast.trainstep import PlainStep, ShardedStep, cpu_shards, make_step
-from tsforecast.windowing import Prepared, SplitBounds, StandardScaler, split_rows, window_starts
+from tsforecast.training.model import LSTMForecaster, load_model
+from tsforecast.training.step import PlainStep, ShardedStep, cpu_shards, make_step
+from tsforecast.training.train import CHECKPOINT, build_model, fit, run_train, seed_everything
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 L, H = 24, 6  # window of the tiny series: one "day" in, a quarter of one out

@@ -9,12 +9,12 @@ import pytest
 
 from tests.unit.test_evaluate import N_ROWS, PERIOD, H, L, _model, _series
 from tsforecast.config import BUILTIN_TAYLOR, config_from_dict
-from tsforecast.evaluate import run_evaluate
+from tsforecast.dataset.window import run_window
+from tsforecast.evaluation.evaluate import run_evaluate
+from tsforecast.evaluation.units import value_label
 from tsforecast.io import write_json
-from tsforecast.model import save_model
 from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
-from tsforecast.units import value_label
-from tsforecast.windowing import run_window
+from tsforecast.training.model import save_model
 
 
 def test_the_default_data_is_in_megawatts() -> None:

@@ -15,11 +15,7 @@ import pytest
 import torch
 
 from tsforecast.config import Config, SplitConfig, WindowConfig, config_from_dict
-from tsforecast.errors import DataError
-from tsforecast.inference import WindowBatches
-from tsforecast.io import write_json
-from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
-from tsforecast.windowing import (
+from tsforecast.dataset.window import (
     Prepared,
     SplitBounds,
     StandardScaler,
@@ -30,6 +26,10 @@ from tsforecast.windowing import (
     split_rows,
     window_starts,
 )
+from tsforecast.errors import DataError
+from tsforecast.io import write_json
+from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
+from tsforecast.training.inference import WindowBatches
 
 # ---------------------------------------------------------------- StandardScaler
 

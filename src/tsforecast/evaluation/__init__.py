@@ -1,0 +1,1 @@
+"""Scoring: metrics, baselines, intervals, the evaluate and backtest stages, plots."""

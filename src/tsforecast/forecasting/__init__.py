@@ -1,0 +1,1 @@
+"""Forecasts of the future: the forecast stage, the forecast maths, `tsforecast predict`."""

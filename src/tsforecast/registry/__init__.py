@@ -1,0 +1,1 @@
+"""MLflow: the register stage, the gate, lineage, the run log, tracking, the pyfunc model."""

@@ -1,0 +1,250 @@
+"""Global training: one LSTM fitted on windows drawn from every series of a panel.
+
+**Sampling.** An epoch is ``train.windows_per_epoch`` windows (``auto``: 16,384) drawn with
+replacement by :class:`~tsforecast.dataset.sampling.WindowSampler`, so its cost is the same for 100
+or 100,000 series; ``train.sample_by`` picks the weighting: ``series`` (default: a series
+uniformly, then a window inside it, so each series weighs the same, as M4's measures
+average over series and N-BEATS samples) or ``windows`` (every window alike). Draws depend
+only on (seed, epoch), so a resumed run sees the windows an unbroken one would.
+
+**Scaling.** :meth:`Panel.gather` standardises each window with its own series' train-row
+mean and std, so one network sees every series on one scale; the model file stores these
+per-series scalers (``extra["series_scalers"]``) to forecast known series on its own.
+
+**Validation.** Every val window when there are at most ``VAL_CAP`` (16,384) of them, else a
+fixed seeded sample of ``VAL_CAP`` (the same every epoch); ``metrics/train.json`` says which
+(``n_val_windows``, ``val_windows_total``, ``val_sampled``). The prediction intervals are
+calibrated from the pooled per-series-scaled residuals of those val windows.
+
+**No series-level inputs.** No id embedding: a series that appears at serving time has no
+learned embedding, the model would be tied to the training panel's ids, and per-series
+scaling plus the model's per-window normalisation already remove the level and scale that
+mostly tell series apart (N-BEATS, a global deep model evaluated on M4, takes no id input either).
+No static covariates: the data model has none (covariates are time-varying columns).
+
+``fit_panel`` is the entry point without files (tuning calls it); ``run_panel_train`` is the
+``train`` stage's panel branch. The loop itself is ``trainloop.run_epochs``, shared with the
+one-series trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tsforecast.config import Config, TrainConfig
+from tsforecast.dataset.panel import ARRAYS_FILE, IDS_FILE, META_FILE, VALUES_FILE, Panel, load_panel
+from tsforecast.dataset.sampling import WindowSampler
+from tsforecast.errors import TrainingError
+from tsforecast.evaluation.intervals import INTERVALS_KEY, calibrate
+from tsforecast.paths import Paths
+from tsforecast.training.inference import amp_context, select_device
+from tsforecast.training.loop import build_model, run_epochs, seed_everything, start, train_epoch
+from tsforecast.training.loop import info as loop_info
+from tsforecast.training.model import LSTMForecaster
+from tsforecast.training.outputs import (
+    CHECKPOINT,
+    TrainResult,
+    check_window,
+    fingerprint,
+    show_progress,
+    train_metrics,
+    write_outputs,
+)
+from tsforecast.training.step import make_loss
+
+log = logging.getLogger(__name__)
+
+AUTO_WINDOWS_PER_EPOCH = 16384  # train.windows_per_epoch: auto
+VAL_CAP = 16384  # at most this many val windows per validation (a fixed seeded sample beyond)
+
+
+def windows_per_epoch(tc: TrainConfig) -> int:
+    """``train.windows_per_epoch`` as a number (``auto`` -> :data:`AUTO_WINDOWS_PER_EPOCH`)."""
+    return AUTO_WINDOWS_PER_EPOCH if tc.windows_per_epoch == "auto" else int(tc.windows_per_epoch)
+
+
+def val_index(panel: Panel, seed: int, cap: int = VAL_CAP) -> tuple[np.ndarray, int]:
+    """The val windows validated on, (K, 2) ``(series_idx, start)``, and the panel's total.
+
+    All of them when there are at most ``cap``, else ``cap`` drawn without replacement with
+    ``seed`` (kept in series-major order).
+    """
+    index = panel.window_index("val")
+    total = len(index)
+    if total > cap:
+        pick = np.random.default_rng(np.random.SeedSequence([int(seed), 1])).choice(total, cap, replace=False)
+        index = index[np.sort(pick)]
+    return index, total
+
+
+def _tensors(x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.from_numpy(np.ascontiguousarray(x)).to(device),  # (B, L, C)
+        torch.from_numpy(np.ascontiguousarray(y)).to(device),  # (B, H)
+    )
+
+
+def _sampled_batches(
+    panel: Panel, sampler: WindowSampler, epoch: int, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's sampled windows as scaled (x, y) batches on ``device``."""
+    for s, st in sampler.batches(epoch, batch_size):
+        yield _tensors(*panel.gather(s, st), device)
+
+
+@torch.no_grad()
+def panel_residuals(
+    model: LSTMForecaster, panel: Panel, index: np.ndarray, device: torch.device, batch_size: int = 1024
+) -> np.ndarray:
+    """(K, H) residuals ``y - p`` of the windows ``index`` (K, 2), each on its series' scale."""
+    model.eval()
+    out = []
+    for i in range(0, len(index), batch_size):
+        part = index[i : i + batch_size]
+        x, y = panel.gather(part[:, 0], part[:, 1])
+        xt, _ = _tensors(x, y, device)
+        with amp_context(device):
+            p = model(xt)
+        out.append(y.astype(np.float64) - p.float().cpu().numpy().astype(np.float64))
+    return np.concatenate(out) if out else np.empty((0, panel.horizon))
+
+
+def fit_panel(
+    cfg: Config,
+    panel: Panel,
+    device: torch.device,
+    checkpoint_path: Path | None = None,
+    fingerprint: str = "",
+    progress: bool = True,
+) -> tuple[LSTMForecaster, dict[str, Any]]:
+    """Train one model on sampled windows of every series, early-stop on val loss.
+
+    Returns the best epoch's model (on the CPU, eval mode) and ``info``: history, best
+    epoch/val loss, timing, ``n_params``, window counts, ``n_series``, ``windows_per_epoch``,
+    ``sample_by``, ``val_windows_total`` and ``val_sampled``. Reads only ``cfg.window``,
+    ``cfg.model`` and ``cfg.train``; needs no files (``checkpoint_path=None``: no checkpoints).
+    """
+    tc = cfg.train
+    check_window((panel.input_size, panel.horizon), cfg)
+    seed_everything(tc.seed)
+    wpe = windows_per_epoch(tc)
+    sampler = WindowSampler(panel.windows("train"), wpe, seed=tc.seed, weighting=tc.sample_by)
+    val_idx, val_total = val_index(panel, tc.seed)
+    if len(val_idx) == 0:
+        raise TrainingError("no val windows in any series; check split.* and window.*")
+    model = build_model(cfg, len(panel.columns)).to(device)  # draws the initial weights from the seeded RNG
+    n_steps = sampler.n_batches(tc.batch_size)
+    loop = start(model, tc, device, tc.epochs * n_steps, make_loss(tc.loss), checkpoint_path, fingerprint)
+    log.info(
+        "training a global %s (%d params) on %s over %d series: %d sampled windows/epoch (by %s, of %d), "
+        "%d steps/epoch; validating on %s",
+        cfg.model.cell.upper(),
+        model.n_params(),
+        device,
+        panel.n_series,
+        wpe,
+        tc.sample_by,
+        sampler.ranges.total,
+        n_steps,
+        f"all {val_total} val windows"
+        if val_total == len(val_idx)
+        else f"a seeded {len(val_idx)} of {val_total}",
+    )
+
+    def train_one(epoch: int) -> tuple[float, int]:
+        batches = _sampled_batches(panel, sampler, epoch, tc.batch_size, device)
+        return train_epoch(batches, n_steps, loop.step, loop.updater, epoch=epoch, cfg=tc, progress=progress)
+
+    def validate_one(epoch: int) -> float:
+        val_loss = float(np.mean(panel_residuals(model, panel, val_idx, device) ** 2))
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
+        return val_loss
+
+    state = run_epochs(loop, tc, train_one, validate_one, checkpoint_path, fingerprint)
+    summary = loop_info(
+        state,
+        model.n_params(),
+        loop.resumed_from,
+        tc.epochs,
+        n_train_windows=sampler.ranges.total,
+        n_val_windows=len(val_idx),
+        val_windows_total=val_total,
+        val_sampled=len(val_idx) < val_total,
+        n_series=panel.n_series,
+        windows_per_epoch=wpe,
+        sample_by=tc.sample_by,
+    )
+    return model.cpu(), summary
+
+
+def panel_extra(
+    net: LSTMForecaster,
+    panel: Panel,
+    cfg: Config,
+    resolved: dict[str, Any],
+    info: dict[str, Any],
+    timestamp_column: str,
+) -> dict[str, Any]:
+    """The model file's ``extra`` for a panel (see PANEL.md): the one-series keys, ``id_column``,
+    ``series_scalers`` and intervals calibrated on the pooled per-series-scaled val residuals."""
+    val_idx, _ = val_index(panel, cfg.train.seed)
+    residuals = panel_residuals(net, panel, val_idx, torch.device("cpu"))
+    return {
+        "config": resolved,
+        "columns": list(panel.columns),
+        # the across-series median, only so that readers of one-series models do not break
+        "scaler": {
+            "mean": np.median(panel.mean, axis=0).tolist(),
+            "std": np.median(panel.std, axis=0).tolist(),
+        },
+        "freq": panel.freq,
+        "timestamp_column": timestamp_column,
+        "id_column": str(panel.ids.name),
+        "n_series": panel.n_series,
+        "series_scalers": {"ids": panel.ids.tolist(), "mean": panel.mean.tolist(), "std": panel.std.tolist()},
+        "best_epoch": info["best_epoch"],
+        "best_val_loss": info["best_val_loss"],
+        INTERVALS_KEY: calibrate(residuals).to_dict(),
+    }
+
+
+def run_panel_train(cfg: Config, resolved: dict[str, Any], paths: Paths) -> TrainResult:
+    """The ``train`` stage on a panel in ``data/prepared/``: same outputs as one series, plus the
+    panel extras in the model file and ``n_series``/``windows_per_epoch``/``sample_by`` in metrics."""
+    panel = load_panel(paths.prepared)  # edge: read (values memory-mapped)
+    check_window((panel.input_size, panel.horizon), cfg)
+    device = select_device(cfg.train.device)
+    ckpt = paths.checkpoints / CHECKPOINT
+    fp = fingerprint(cfg, paths.prepared, (VALUES_FILE, ARRAYS_FILE, IDS_FILE, META_FILE))
+    net, info = fit_panel(cfg, panel, device, ckpt, fp, progress=show_progress())  # compute
+    extra = panel_extra(net, panel, cfg, resolved, info, panel.timestamp_column)
+    metrics = train_metrics(
+        info,
+        device,
+        n_series=info["n_series"],
+        windows_per_epoch=info["windows_per_epoch"],
+        sample_by=info["sample_by"],
+        val_windows_total=info["val_windows_total"],
+        val_sampled=info["val_sampled"],
+    )
+    return write_outputs(paths, net, extra, info, metrics)  # edge: atomic writes
+
+
+__all__ = [
+    "AUTO_WINDOWS_PER_EPOCH",
+    "VAL_CAP",
+    "fit_panel",
+    "panel_extra",
+    "panel_residuals",
+    "run_panel_train",
+    "val_index",
+    "windows_per_epoch",
+]
