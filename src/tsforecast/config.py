@@ -108,6 +108,11 @@ class SplitConfig(_Section):
     val: float | int = 0.1
     test: float | int = 0.2
     lookback: Literal["auto", True, False] = "auto"
+    # row counts: where they are counted from in each series. start: train = the first `train`
+    # rows (the long-horizon literature's protocol); end: test = the last `test` rows, val the
+    # `val` before, train every row before val (the M4 protocol). auto: start for one series,
+    # end for many (fractions always count from the start)
+    anchor: Literal["auto", "start", "end"] = "auto"
 
     @field_validator("train", "val", "test", mode="before")
     @classmethod
@@ -147,6 +152,12 @@ class SplitConfig(_Section):
     def inputs_look_back(self) -> bool:
         """Whether val/test windows may take their inputs from rows before their split."""
         return self.uses_counts if self.lookback == "auto" else bool(self.lookback)
+
+    def anchor_for(self, n_series: int) -> Literal["start", "end"]:
+        """Where row counts are anchored: ``anchor``, or for ``auto`` start with one series, end with many."""
+        if self.anchor != "auto":
+            return self.anchor
+        return "end" if n_series > 1 else "start"
 
 
 class WindowConfig(_Section):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.data.validate import read_validated
+from tsforecast.dataset.long import id_column, with_series_id
 from tsforecast.dataset.panel import PARTS, build_panel, save_panel
 from tsforecast.errors import DataError
 from tsforecast.paths import Paths
@@ -38,20 +39,21 @@ def window_panel(
 ) -> PanelWindowResult:
     """Build the panel of ``data/validated/`` and save it to ``data/prepared/`` (atomically)."""
     frame, meta = read_validated(paths.validated)  # edge: read
+    frame = with_series_id(frame, data)  # one series is a panel of one
     if meta.get("id_column") != data.id_column:
         raise DataError(
             f"{paths.validated} was validated with id_column={meta.get('id_column')!r}, params say "
             f"data.id_column={data.id_column!r}; run `dvc repro` (or `tsforecast validate`) first"
         )
-    assert data.id_column is not None
     panel = build_panel(  # pure
         frame,
-        id_column=data.id_column,
+        id_column=id_column(data),
         timestamp_column=data.timestamp_column,
         columns=[data.target, *data.covariates],
         split=split,
         window=window,
         freq=meta["freq"],
+        anchor=split.anchor_for(frame[id_column(data)].nunique()),
     )
     save_panel(panel, paths.prepared)  # edge: atomic write
     rows = {p: int((panel.part_bounds(p)[:, 1] - panel.part_bounds(p)[:, 0]).sum()) for p in PARTS}

@@ -136,8 +136,7 @@ def run_window(
 
     A panel (``data.id_column`` set): per series, :func:`tsforecast.dataset.panel_window.window_panel`.
     """
-    if data.is_panel:
-        return window_panel(data, split, window, paths)
+    return window_panel(data, split, window, paths)
     frame, meta = read_validated(paths.validated)  # edge: read
     columns = [data.target, *data.covariates]
     missing = [c for c in [data.timestamp_column, *columns] if c not in frame.columns]

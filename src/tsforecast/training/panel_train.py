@@ -65,9 +65,16 @@ AUTO_WINDOWS_PER_EPOCH = 16384  # train.windows_per_epoch: auto
 VAL_CAP = 16384  # at most this many val windows per validation (a fixed seeded sample beyond)
 
 
-def windows_per_epoch(tc: TrainConfig) -> int:
-    """``train.windows_per_epoch`` as a number (``auto`` -> :data:`AUTO_WINDOWS_PER_EPOCH`)."""
-    return AUTO_WINDOWS_PER_EPOCH if tc.windows_per_epoch == "auto" else int(tc.windows_per_epoch)
+def windows_per_epoch(tc: TrainConfig, total: int) -> int | None:
+    """Windows drawn per epoch, or None for every train window once (shuffled).
+
+    ``auto``: every window when the panel has at most :data:`AUTO_WINDOWS_PER_EPOCH` train
+    windows (one series, a small panel), else that many drawn (a large panel's epoch costs the
+    same for 100 or 100,000 series). A number: that many drawn, whatever the panel's size.
+    """
+    if tc.windows_per_epoch == "auto":
+        return None if total <= AUTO_WINDOWS_PER_EPOCH else AUTO_WINDOWS_PER_EPOCH
+    return int(tc.windows_per_epoch)
 
 
 def val_index(panel: Panel, seed: int, cap: int = VAL_CAP) -> tuple[np.ndarray, int]:
@@ -97,6 +104,16 @@ def _sampled_batches(
     """The epoch's sampled windows as scaled (x, y) batches on ``device``."""
     for s, st in sampler.batches(epoch, batch_size):
         yield _tensors(*panel.gather(s, st), device)
+
+
+def _shuffled_batches(
+    panel: Panel, index: np.ndarray, shuffle: torch.Generator, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every window of ``index`` (K, 2) once, in an order drawn from ``shuffle``, as (x, y) batches."""
+    order = torch.randperm(len(index), generator=shuffle).numpy()
+    for b in range(0, len(order), batch_size):
+        part = index[order[b : b + batch_size]]
+        yield _tensors(*panel.gather(part[:, 0], part[:, 1]), device)
 
 
 @torch.no_grad()
@@ -134,8 +151,12 @@ def fit_panel(
     tc = cfg.train
     check_window((panel.input_size, panel.horizon), cfg)
     seed_everything(tc.seed)
-    wpe = windows_per_epoch(tc)
-    sampler = WindowSampler(panel.windows("train"), wpe, seed=tc.seed, weighting=tc.sample_by)
+    train_ranges = panel.windows("train")
+    if train_ranges.total == 0:
+        raise TrainingError("no train windows in any series; check split.* and window.*")
+    wpe = windows_per_epoch(tc, train_ranges.total)
+    sampler = WindowSampler(train_ranges, wpe or train_ranges.total, seed=tc.seed, weighting=tc.sample_by)
+    train_index = train_ranges.index() if wpe is None else None
     val_idx, val_total = val_index(panel, tc.seed)
     if len(val_idx) == 0:
         raise TrainingError("no val windows in any series; check split.* and window.*")
@@ -143,15 +164,14 @@ def fit_panel(
     n_steps = sampler.n_batches(tc.batch_size)
     loop = start(model, tc, device, tc.epochs * n_steps, make_loss(tc.loss), checkpoint_path, fingerprint)
     log.info(
-        "training a global %s (%d params) on %s over %d series: %d sampled windows/epoch (by %s, of %d), "
-        "%d steps/epoch; validating on %s",
+        "training %s (%d params) on %s over %d series: %s, %d steps/epoch; validating on %s",
         cfg.model.cell.upper(),
         model.n_params(),
         device,
         panel.n_series,
-        wpe,
-        tc.sample_by,
-        sampler.ranges.total,
+        f"every one of {train_ranges.total} train windows each epoch"
+        if wpe is None
+        else f"{wpe} windows/epoch drawn by {tc.sample_by} of {train_ranges.total}",
         n_steps,
         f"all {val_total} val windows"
         if val_total == len(val_idx)
@@ -159,7 +179,10 @@ def fit_panel(
     )
 
     def train_one(epoch: int) -> tuple[float, int]:
-        batches = _sampled_batches(panel, sampler, epoch, tc.batch_size, device)
+        if train_index is not None:
+            batches = _shuffled_batches(panel, train_index, loop.shuffle, tc.batch_size, device)
+        else:
+            batches = _sampled_batches(panel, sampler, epoch, tc.batch_size, device)
         return train_epoch(batches, n_steps, loop.step, loop.updater, epoch=epoch, cfg=tc, progress=progress)
 
     def validate_one(epoch: int) -> float:
@@ -179,8 +202,8 @@ def fit_panel(
         val_windows_total=val_total,
         val_sampled=len(val_idx) < val_total,
         n_series=panel.n_series,
-        windows_per_epoch=wpe,
-        sample_by=tc.sample_by,
+        windows_per_epoch=wpe or train_ranges.total,
+        sample_by="every window" if wpe is None else tc.sample_by,
     )
     return model.cpu(), summary
 
