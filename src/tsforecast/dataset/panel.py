@@ -93,6 +93,7 @@ class Panel:
     stride: int
     look_back: bool
     timestamp_column: str = "timestamp"  # the long frame's, recorded for serving
+    id_column: str | None = None  # the data's id column (None: one series under the implicit id)
 
     @property
     def n_series(self) -> int:
@@ -348,6 +349,7 @@ def build_panel(
         stride=window.stride,
         look_back=split.inputs_look_back,
         timestamp_column=timestamp_column,
+        id_column=id_column,
     )
     log.info(
         "panel: %d series, %d rows, %d train windows",
@@ -383,6 +385,7 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
                 "stride": panel.stride,
                 "look_back": panel.look_back,
                 "timestamp_column": panel.timestamp_column,
+                "id_column": panel.id_column,
                 "n_windows": {p: panel.windows(p).total for p in PARTS},
             },
         )
@@ -422,6 +425,7 @@ def load_panel(folder: str | Path, mmap: bool = True) -> Panel:
         stride=meta["stride"],
         look_back=meta["look_back"],
         timestamp_column=meta.get("timestamp_column", "timestamp"),
+        id_column=meta.get("id_column"),
     )
 
 

@@ -10,7 +10,7 @@ after it tell a panel by :func:`tsforecast.dataset.panel.is_panel_dir`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.data.validate import read_validated
@@ -55,6 +55,7 @@ def window_panel(
         freq=meta["freq"],
         anchor=split.anchor_for(frame[id_column(data)].nunique()),
     )
+    panel = replace(panel, id_column=data.id_column)  # None: one series, under the implicit id
     save_panel(panel, paths.prepared)  # edge: atomic write
     rows = {p: int((panel.part_bounds(p)[:, 1] - panel.part_bounds(p)[:, 0]).sum()) for p in PARTS}
     counts = {p: panel.windows(p).total for p in PARTS}

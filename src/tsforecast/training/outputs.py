@@ -1,4 +1,4 @@
-"""What a training stage reads and writes, for both trainers (one series and a panel).
+"""What the train stage reads and writes, beside the loop.
 
 The checkpoint fingerprint, the ``models/`` folder (model file, scaler, config, meta), the
 contract metrics ``metrics/train.json``, the loss history and plot, and the stage result.
@@ -20,10 +20,11 @@ from tsforecast.errors import TrainingError
 from tsforecast.evaluation.intervals import INTERVALS_KEY
 from tsforecast.io import atomic_dir, write_json, write_png
 from tsforecast.paths import Paths
+from tsforecast.training.card import ModelCard
 from tsforecast.training.model import LSTMForecaster, save_model
 
 CHECKPOINT = "train.pt"
-META_SKIP = ("config", "scaler", "series_scalers", INTERVALS_KEY)  # too big or kept elsewhere
+META_SKIP = ("config", "series_scalers", INTERVALS_KEY)  # too big, or in scaler.json / config.json
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,16 @@ def plot_loss(history: list[dict[str, float]], best_epoch: int, path: Path) -> N
 def write_outputs(
     paths: Paths,
     net: LSTMForecaster,
-    extra: dict[str, Any],
+    card: ModelCard,
     info: dict[str, Any],
     metrics: dict[str, Any],
 ) -> TrainResult:
-    """Write ``models/`` atomically, the metrics and the loss plot; drop the checkpoint."""
+    """Write ``models/`` atomically (the model file with its card; the scalers, the resolved config
+    and the card's small facts as JSON beside it), the metrics and the loss plot; drop the checkpoint."""
+    extra = card.to_extra()
     with atomic_dir(paths.models) as tmp:  # edge: atomic writes
         save_model(net, tmp / "model.pt", extra)
-        write_json(tmp / "scaler.json", extra["scaler"])
+        write_json(tmp / "scaler.json", extra["series_scalers"])
         write_json(tmp / "config.json", extra["config"])
         write_json(tmp / "meta.json", {k: v for k, v in extra.items() if k not in META_SKIP})
     write_json(paths.metrics / "train.json", metrics)

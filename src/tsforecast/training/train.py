@@ -1,14 +1,34 @@
-"""Stage ``train``: fit the LSTM with early stopping, checkpoints and a progress bar.
+"""Stage ``train``: one LSTM fitted on the windows of every series (one series is a panel of one).
 
-Batches are gathered straight from a strided view of the scaled series (no
-``DataLoader``, no materialised windows). After every epoch the full training state
-(weights, optimiser, schedule, RNG states, history) is checkpointed under
-``.checkpoints/``, so a run killed mid-training resumes from its last epoch and, on
-the CPU with the same seed, ends with the same weights as an unbroken run.
+**An epoch.** With ``train.windows_per_epoch: auto`` an epoch is every train window once, in a
+seeded shuffled order, when the panel has at most 16,384 of them (one series, a small panel);
+past that it is 16,384 windows drawn with replacement by
+:class:`~tsforecast.dataset.sampling.WindowSampler` (``train.sample_by``: ``series``, a series
+uniformly then a window inside it, so each series weighs the same as M4's measures do; or
+``windows``), so an epoch costs the same for 100 or 100,000 series. Draws depend only on
+(seed, epoch), so a resumed run sees the windows an unbroken one would.
 
-``fit`` builds the parts and hands the loop (``trainloop.run_epochs``, shared with the panel
-trainer ``panel_train``) two callables: shuffle + ``train_epoch`` (one ``trainstep.Step`` per
-batch, plain or sharded alike), and ``validate``; ``checkpoint.py`` holds the state.
+**Scaling.** :meth:`Panel.gather` standardises each window with its own series' train-row
+mean and std, so one network sees every series on one scale; the model card stores these
+per-series scalers to forecast known series on its own.
+
+**Validation.** Every val window when there are at most ``VAL_CAP`` (16,384) of them, else a
+fixed seeded sample of ``VAL_CAP`` (the same every epoch); ``metrics/train.json`` says which
+(``n_val_windows``, ``val_windows_total``, ``val_sampled``). The prediction intervals are
+calibrated from the per-series-scaled residuals of those val windows (split conformal).
+
+**Checkpoints.** After every epoch the full training state (weights, optimiser, schedule, RNG
+states, history) is checkpointed under ``.checkpoints/``, so a run killed mid-training resumes
+from its last epoch and, on the CPU with the same seed, ends with the same weights as an
+unbroken run (:mod:`tsforecast.training.loop`, :mod:`tsforecast.training.checkpoint`).
+
+**No series-level inputs.** No id embedding: a series that appears at serving time has no
+learned embedding, the model would be tied to the training panel's ids, and per-series
+scaling plus the model's per-window normalisation already remove the level and scale that
+mostly tell series apart (N-BEATS, a global deep model evaluated on M4, takes no id input either).
+
+:func:`fit` is the entry point without files (benchmarks and tuning call it); :func:`run_train`
+is the stage.
 """
 
 from __future__ import annotations
@@ -23,13 +43,13 @@ import numpy as np
 import torch
 
 from tsforecast.config import Config, ModelConfig, TrainConfig, WindowConfig
-from tsforecast.dataset.panel import is_panel_dir
-from tsforecast.dataset.window import Prepared, load_prepared, window_starts
+from tsforecast.dataset.panel import ARRAYS_FILE, IDS_FILE, META_FILE, VALUES_FILE, Panel, load_panel
+from tsforecast.dataset.sampling import WindowSampler
 from tsforecast.errors import TrainingError
-from tsforecast.evaluation.intervals import INTERVALS_KEY
-from tsforecast.forecasting.core import calibrate_model
+from tsforecast.evaluation.intervals import calibrate
 from tsforecast.paths import Paths
-from tsforecast.training.inference import WindowBatches, predict_scaled, select_device
+from tsforecast.training.card import ModelCard, SeriesScalers
+from tsforecast.training.inference import amp_context, select_device
 from tsforecast.training.loop import (
     PAUSE_ENV,
     build_model,
@@ -50,144 +70,221 @@ from tsforecast.training.outputs import (
     train_metrics,
     write_outputs,
 )
-from tsforecast.training.panel_train import run_panel_train
 from tsforecast.training.step import fast_cpu_math, make_loss
 
 log = logging.getLogger(__name__)
 
-
-def _train_and_val_batches(prepared: Prepared, device: torch.device) -> tuple[WindowBatches, WindowBatches]:
-    """Train windows at the configured stride, val windows at stride 1, both on ``device``."""
-    L, H = prepared.input_size, prepared.horizon
-    series = torch.from_numpy(np.ascontiguousarray(prepared.series, dtype=np.float32)).to(device)
-    train_starts = torch.from_numpy(window_starts(prepared.bounds, "train", L, H, prepared.stride))
-    val_starts = torch.from_numpy(window_starts(prepared.bounds, "val", L, H, 1))
-    train_b = WindowBatches(series, train_starts.to(device), L, H)
-    val_b = WindowBatches(series, val_starts.to(device), L, H)
-    if len(train_b) == 0 or len(val_b) == 0:
-        raise TrainingError(
-            f"no {'train' if len(train_b) == 0 else 'val'} windows; check split.* and window.*"
-        )
-    return train_b, val_b
+AUTO_WINDOWS_PER_EPOCH = 16384  # train.windows_per_epoch: auto
+VAL_CAP = 16384  # at most this many val windows per validation (a fixed seeded sample beyond)
 
 
-def _log_start(
-    cfg: Config,
-    model: LSTMForecaster,
-    device: torch.device,
-    shards: int,
-    train_b: WindowBatches,
-    val_b: WindowBatches,
-) -> None:
-    log.info(
-        "training %s (%d params) on %s%s: %d train / %d val windows, %d steps/epoch",
-        cfg.model.cell.upper(),
-        model.n_params(),
-        device,
-        f", batches split over {shards} threads" if shards > 1 else "",
-        len(train_b),
-        len(val_b),
-        math.ceil(len(train_b) / cfg.train.batch_size),
+def windows_per_epoch(tc: TrainConfig, total: int) -> int | None:
+    """Windows drawn per epoch, or None for every train window once (shuffled).
+
+    ``auto``: every window when the panel has at most :data:`AUTO_WINDOWS_PER_EPOCH` train
+    windows (one series, a small panel), else that many drawn (a large panel's epoch costs the
+    same for 100 or 100,000 series). A number: that many drawn, whatever the panel's size.
+    """
+    if tc.windows_per_epoch == "auto":
+        return None if total <= AUTO_WINDOWS_PER_EPOCH else AUTO_WINDOWS_PER_EPOCH
+    return int(tc.windows_per_epoch)
+
+
+def val_index(panel: Panel, seed: int, cap: int = VAL_CAP) -> tuple[np.ndarray, int]:
+    """The val windows validated on, (K, 2) ``(series_idx, start)``, and the panel's total.
+
+    All of them when there are at most ``cap``, else ``cap`` drawn without replacement with
+    ``seed`` (kept in series-major order).
+    """
+    index = panel.window_index("val")
+    total = len(index)
+    if total > cap:
+        pick = np.random.default_rng(np.random.SeedSequence([int(seed), 1])).choice(total, cap, replace=False)
+        index = index[np.sort(pick)]
+    return index, total
+
+
+def _tensors(x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.from_numpy(np.ascontiguousarray(x)).to(device),  # (B, L, C)
+        torch.from_numpy(np.ascontiguousarray(y)).to(device),  # (B, H)
     )
 
 
-def validate(model: LSTMForecaster, batches: WindowBatches, device: torch.device, epoch: int) -> float:
-    """Mean squared error over every val window and horizon step (scaled axis)."""
-    pv, tv = predict_scaled(model, batches, device)
-    val_loss = float(np.mean((pv - tv) ** 2))
-    if not math.isfinite(val_loss):
-        raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
-    return val_loss
-
-
-def _in_order(
-    batches: WindowBatches, order: torch.Tensor, batch_size: int
+def _sampled_batches(
+    panel: Panel, sampler: WindowSampler, epoch: int, batch_size: int, device: torch.device
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The (x, y) batches of the windows in ``order``, ``batch_size`` at a time."""
-    for b in range(math.ceil(len(order) / batch_size)):
-        yield batches.batch(order[b * batch_size : (b + 1) * batch_size])
+    """The epoch's sampled windows as scaled (x, y) batches on ``device``."""
+    for s, st in sampler.batches(epoch, batch_size):
+        yield _tensors(*panel.gather(s, st), device)
+
+
+def _shuffled_batches(
+    panel: Panel, index: np.ndarray, shuffle: torch.Generator, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every window of ``index`` (K, 2) once, in an order drawn from ``shuffle``, as (x, y) batches."""
+    order = torch.randperm(len(index), generator=shuffle).numpy()
+    for b in range(0, len(order), batch_size):
+        part = index[order[b : b + batch_size]]
+        yield _tensors(*panel.gather(part[:, 0], part[:, 1]), device)
+
+
+@torch.no_grad()
+def residuals(
+    model: LSTMForecaster, panel: Panel, index: np.ndarray, device: torch.device, batch_size: int = 1024
+) -> np.ndarray:
+    """(K, H) residuals ``y - p`` of the windows ``index`` (K, 2), each on its series' scale."""
+    model.eval()
+    out = []
+    for i in range(0, len(index), batch_size):
+        part = index[i : i + batch_size]
+        x, y = panel.gather(part[:, 0], part[:, 1])
+        xt, _ = _tensors(x, y, device)
+        with amp_context(device):
+            p = model(xt)
+        out.append(y.astype(np.float64) - p.float().cpu().numpy().astype(np.float64))
+    return np.concatenate(out) if out else np.empty((0, panel.horizon))
 
 
 def fit(
     cfg: Config,
-    prepared: Prepared,
+    panel: Panel,
     device: torch.device,
     checkpoint_path: Path | None = None,
     fingerprint: str = "",
     progress: bool = True,
 ) -> tuple[LSTMForecaster, dict[str, Any]]:
-    """Train on the train windows, early-stop on val loss; return the best model and history."""
+    """Train one model on sampled windows of every series, early-stop on val loss.
+
+    Returns the best epoch's model (on the CPU, eval mode) and ``info``: history, best
+    epoch/val loss, timing, ``n_params``, window counts, ``n_series``, ``windows_per_epoch``,
+    ``sample_by``, ``val_windows_total`` and ``val_sampled``. Reads only ``cfg.window``,
+    ``cfg.model`` and ``cfg.train``; needs no files (``checkpoint_path=None``: no checkpoints).
+    """
     tc = cfg.train
+    check_window((panel.input_size, panel.horizon), cfg)
     seed_everything(tc.seed)
-    train_b, val_b = _train_and_val_batches(prepared, device)
-    n_features = train_b.windows.shape[1]  # windows: (N, C, L+H)
-    model = build_model(cfg, n_features).to(device)  # draws the initial weights from the seeded RNG
-    n_steps = math.ceil(len(train_b) / tc.batch_size)
+    train_ranges = panel.windows("train")
+    if train_ranges.total == 0:
+        raise TrainingError("no train windows in any series; check split.* and window.*")
+    wpe = windows_per_epoch(tc, train_ranges.total)
+    sampler = WindowSampler(train_ranges, wpe or train_ranges.total, seed=tc.seed, weighting=tc.sample_by)
+    train_index = train_ranges.index() if wpe is None else None
+    val_idx, val_total = val_index(panel, tc.seed)
+    if len(val_idx) == 0:
+        raise TrainingError("no val windows in any series; check split.* and window.*")
+    model = build_model(cfg, len(panel.columns)).to(device)  # draws the initial weights from the seeded RNG
+    n_steps = sampler.n_batches(tc.batch_size)
     loop = start(model, tc, device, tc.epochs * n_steps, make_loss(tc.loss), checkpoint_path, fingerprint)
-    _log_start(cfg, model, device, loop.shards, train_b, val_b)
+    log.info(
+        "training %s (%d params) on %s over %d series: %s, %d steps/epoch; validating on %s",
+        cfg.model.cell.upper(),
+        model.n_params(),
+        device,
+        panel.n_series,
+        f"every one of {train_ranges.total} train windows each epoch"
+        if wpe is None
+        else f"{wpe} windows/epoch drawn by {tc.sample_by} of {train_ranges.total}",
+        n_steps,
+        f"all {val_total} val windows"
+        if val_total == len(val_idx)
+        else f"a seeded {len(val_idx)} of {val_total}",
+    )
 
     def train_one(epoch: int) -> tuple[float, int]:
-        order = torch.randperm(len(train_b), generator=loop.shuffle).to(device)
-        batches = _in_order(train_b, order, tc.batch_size)
+        if train_index is not None:
+            batches = _shuffled_batches(panel, train_index, loop.shuffle, tc.batch_size, device)
+        else:
+            batches = _sampled_batches(panel, sampler, epoch, tc.batch_size, device)
         return train_epoch(batches, n_steps, loop.step, loop.updater, epoch=epoch, cfg=tc, progress=progress)
 
-    state = run_epochs(
-        loop, tc, train_one, lambda epoch: validate(model, val_b, device, epoch), checkpoint_path, fingerprint
-    )
+    def validate_one(epoch: int) -> float:
+        val_loss = float(np.mean(residuals(model, panel, val_idx, device) ** 2))
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
+        return val_loss
+
+    state = run_epochs(loop, tc, train_one, validate_one, checkpoint_path, fingerprint)
     summary = loop_info(
         state,
         model.n_params(),
         loop.resumed_from,
         tc.epochs,
-        n_train_windows=len(train_b),
-        n_val_windows=len(val_b),
+        n_train_windows=sampler.ranges.total,
+        n_val_windows=len(val_idx),
+        val_windows_total=val_total,
+        val_sampled=len(val_idx) < val_total,
+        n_series=panel.n_series,
+        windows_per_epoch=wpe or train_ranges.total,
+        sample_by="every window" if wpe is None else tc.sample_by,
     )
     return model.cpu(), summary
 
 
-def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, paths: Paths) -> TrainResult:
-    """Train on ``data/prepared/``; write ``models/``, ``metrics/train.json`` and loss plots.
+def model_card(
+    net: LSTMForecaster, panel: Panel, cfg: Config, resolved: dict[str, Any], info: dict[str, Any]
+) -> ModelCard:
+    """The model card: the panel's facts, its per-series scalers, intervals from the val residuals."""
+    val_idx, _ = val_index(panel, cfg.train.seed)
+    res = residuals(net, panel, val_idx, torch.device("cpu"))  # (K, H), per-series scaled
+    return ModelCard(
+        input_size=panel.input_size,
+        horizon=panel.horizon,
+        columns=tuple(panel.columns),
+        timestamp_column=panel.timestamp_column,
+        id_column=panel.id_column,
+        freq=panel.freq,
+        series_scalers=SeriesScalers(
+            ids=panel.ids.tolist(), mean=panel.mean.tolist(), std=panel.std.tolist()
+        ),
+        intervals=calibrate(res).to_dict(),
+        config=resolved,
+        best_epoch=int(info["best_epoch"]),
+        best_val_loss=float(info["best_val_loss"]),
+    )
 
-    A panel in ``data/prepared/`` (``panel.is_panel_dir``) trains one global model across its
-    series (:func:`tsforecast.training.panel_train.run_panel_train`).
-    """
+
+def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, paths: Paths) -> TrainResult:
+    """Train on ``data/prepared/``; write ``models/`` (weights + model card), ``metrics/train.json``
+    and the loss plots."""
     # fit() and build_model() read only these three sections of a Config
     cfg = Config.model_construct(window=window, model=model, train=train)
     sections = {"window": window, "model": model, "train": train}
     resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     fast_cpu_math()
-    if is_panel_dir(paths.prepared):
-        return run_panel_train(cfg, resolved, paths)
-    prepared = load_prepared(paths.prepared)  # edge: read
-    check_window((prepared.input_size, prepared.horizon), cfg)
+    panel = load_panel(paths.prepared)  # edge: read (values memory-mapped)
+    check_window((panel.input_size, panel.horizon), cfg)
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT
-    fp = fingerprint(cfg, paths.prepared, ("series.npy", "meta.json", "scaler.json"))
-    net, info = fit(cfg, prepared, device, ckpt, fp, progress=show_progress())  # compute
-
-    extra = {
-        "config": resolved,
-        "columns": prepared.columns,
-        "scaler": prepared.scaler.to_dict(),
-        "freq": prepared.freq,
-        "timestamp_column": prepared.timestamps.name,
-        "best_epoch": info["best_epoch"],
-        "best_val_loss": info["best_val_loss"],
-        # prediction intervals: split-conformal quantiles of the val residuals (forecasting.py)
-        INTERVALS_KEY: calibrate_model(net, prepared).to_dict(),
-    }
-    return write_outputs(paths, net, extra, info, train_metrics(info, device))  # edge: atomic writes
+    fp = fingerprint(cfg, paths.prepared, (VALUES_FILE, ARRAYS_FILE, IDS_FILE, META_FILE))
+    net, info = fit(cfg, panel, device, ckpt, fp, progress=show_progress())  # compute
+    card = model_card(net, panel, cfg, resolved, info)
+    metrics = train_metrics(
+        info,
+        device,
+        n_series=info["n_series"],
+        windows_per_epoch=info["windows_per_epoch"],
+        sample_by=info["sample_by"],
+        val_windows_total=info["val_windows_total"],
+        val_sampled=info["val_sampled"],
+    )
+    return write_outputs(paths, net, card, info, metrics)  # edge: atomic writes
 
 
 __all__ = [
+    "AUTO_WINDOWS_PER_EPOCH",
     "CHECKPOINT",
     "PAUSE_ENV",
+    "VAL_CAP",
     "TrainResult",
     "build_model",
     "fit",
+    "model_card",
     "pause_for_tests",
+    "residuals",
     "run_train",
     "seed_everything",
     "train_epoch",
-    "validate",
+    "val_index",
+    "windows_per_epoch",
 ]
