@@ -51,7 +51,7 @@ ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "m4_accuracy.json"
 H, M = M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY
 # The M4 hourly protocol as pipeline params. With row counts the panel's train part is every row
-# before val (PANEL.md); split.train is only the least a series must have there.
+# before val (docs/many-series.md); split.train is only the least a series must have there.
 PROTOCOL: dict[str, Any] = {
     "data.path": "builtin:m4-hourly",
     "data.id_column": "unique_id",
