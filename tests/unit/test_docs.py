@@ -28,7 +28,9 @@ def relative_links(page: Path) -> list[str]:
 
 def test_readme_has_at_most_200_lines() -> None:
     n = len((REPO / "README.md").read_text().splitlines())
-    assert n <= README_MAX_LINES, f"README.md has {n} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    assert n <= README_MAX_LINES, (
+        f"README.md has {n} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    )
 
 
 def test_readme_links_into_the_docs() -> None:
