@@ -840,6 +840,23 @@ def test_fit_returns_the_best_model_whose_val_mse_is_the_best_val_loss(n_series)
     assert _val_mse(model, panel) == pytest.approx(info["best_val_loss"], rel=1e-6)
 
 
+# ---------------------------------------------------------------- refit
+
+
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_refit_trains_on_every_row_through_the_part_for_the_given_epochs(n_series):
+    cfg = _cfg(train__epochs=3)
+    panel = _panel(cfg, n_series=n_series)
+    first, _ = fit(cfg, panel, CPU, progress=False)
+    again, info = train_mod.refit(cfg, panel, epochs=2, device=CPU, through="test", progress=False)
+    full = panel.train_through("test")
+    assert (full.part_bounds("train")[:, 1] == panel.lengths).all()  # train runs to each series' end
+    np.testing.assert_array_equal(full.mean, panel.mean)  # the scaled axis does not move
+    assert info["epochs"] == 2 and info["n_train_windows"] == full.windows("train").total
+    assert info["n_val_windows"] == 0 and info["best_epoch"] == 2  # no validation: the last epoch kept
+    assert not torch.equal(first.head.weight, again.head.weight)
+
+
 # ---------------------------------------------------------------- a real GPU, where there is one
 
 
