@@ -24,6 +24,8 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset, Tick
 
+from tsforecast.dataset.panel import Panel
+
 MIN_CYCLES = 3  # weeks of train rows a series needs before the weekly period is considered
 WEEKLY_GAIN = 0.05  # the weekly seasonal naive must beat the daily one by this fraction
 INPUT_CYCLES = 7  # sub-daily data: one week of daily cycles in
@@ -77,9 +79,12 @@ def seasonal_naive_error(train: list[np.ndarray], m: int) -> float:
     return float(np.mean(errs)) if errs else float("inf")
 
 
-def seasonal_period(freq: str | BaseOffset, train: list[np.ndarray]) -> Choice:
-    """The seasonal period for ``evaluate.seasonal_period: auto`` from the frequency and the train rows."""
+def seasonal_period(freq: str | BaseOffset, train: list[np.ndarray], longest: int | None = None) -> Choice:
+    """The seasonal period for ``evaluate.seasonal_period: auto`` from the frequency and the train
+    rows; a weekly candidate longer than ``longest`` (the input window) is not considered."""
     cands = period_candidates(freq)
+    if longest is not None and len(cands) > 1 and cands[1] > longest:
+        cands = cands[:1]
     label = _offset(freq).freqstr
     if len(cands) == 1:
         return Choice(cands[0], f"{cands[0]} for frequency {label!r}")
@@ -99,6 +104,15 @@ def seasonal_period(freq: str | BaseOffset, train: list[np.ndarray]) -> Choice:
         f"{daily} steps a day at {label!r}: the weekly seasonal naive's train error is "
         f"{e_week / e_day:.0%} of the daily one's (not {1 - WEEKLY_GAIN:.0%} or less)",
     )
+
+
+def panel_period(setting: int | str, panel: Panel) -> Choice:
+    """``evaluate.seasonal_period`` for ``panel``: the number set, or ``auto`` resolved on its train rows."""
+    if setting != "auto":
+        return Choice(int(setting), "set in params.yaml (evaluate.seasonal_period)")
+    bounds = panel.part_bounds("train")
+    train = [panel.series(i)[a:b, 0] for i, (a, b) in enumerate(bounds)]
+    return seasonal_period(panel.freq, train, longest=panel.input_size)
 
 
 def input_size(freq: str | BaseOffset, period: int, horizon: int, shortest_train: int) -> Choice:
@@ -124,6 +138,7 @@ def input_size(freq: str | BaseOffset, period: int, horizon: int, shortest_train
 __all__ = [
     "Choice",
     "input_size",
+    "panel_period",
     "period_candidates",
     "seasonal_naive_error",
     "seasonal_period",

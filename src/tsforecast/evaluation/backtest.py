@@ -37,6 +37,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from tsforecast.config import BacktestConfig, EvaluateConfig, OrchestrationConfig
+from tsforecast.dataset.auto import panel_period
 from tsforecast.dataset.long import SERIES_ID, without_series_id
 from tsforecast.dataset.panel import Panel, load_panel
 from tsforecast.errors import DataError
@@ -210,7 +211,8 @@ def run_backtest(
     panel = load_panel(paths.prepared)  # edge: read
     model, card = read_model(paths, panel)
     address = (orchestration or OrchestrationConfig()).dask_address
-    m, frame = backtest_model(model, panel, evaluate.seasonal_period, backtest.n_cutoffs, address)
+    period = panel_period(evaluate.seasonal_period, panel).value  # auto: as evaluate resolves it
+    m, frame = backtest_model(model, panel, period, backtest.n_cutoffs, address)
     frame = without_series_id(frame, card)  # one series: no id column
     plot_rows = [
         {"origin": c["origin"], "cutoff": c["cutoff"], MODEL_KEY: c["mse_scaled"],

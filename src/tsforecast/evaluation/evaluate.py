@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, OrchestrationConfig
+from tsforecast.dataset.auto import panel_period
 from tsforecast.dataset.long import SERIES_ID, without_series_id
 from tsforecast.dataset.panel import Panel, load_panel
 from tsforecast.evaluation.baselines import check_period
@@ -166,7 +167,7 @@ def render_plots(
     worst = worst_windows(scores.window_mae, index[:, 0], scores.mase_scale, k)
     picks = spread(n, k) if evaluate.plot_windows > 0 else []
     wanted = [(int(index[j, 0]), int(index[j, 1])) for j in [0, *worst, *picks]]
-    first, *views = window_views(model, panel, wanted, evaluate.seasonal_period, calibration, level)
+    first, *views = window_views(model, panel, wanted, int(metrics["seasonal_period"]), calibration, level)
     title = f"The {len(worst)} test windows (of {n}, {S} series) with the highest LSTM MASE; OWA {metrics['owa']:.3f}"
     pngs = {
         WORST_PLOT: plot_windows(views[: len(worst)], ylabel, title),
@@ -241,7 +242,9 @@ def run_evaluate(
     panel = load_panel(paths.prepared)  # edge: read
     model, card = read_model(paths, panel)
     levels = tuple(forecast.levels) if forecast.levels else DEFAULT_LEVELS
-    period, calibration = evaluate.seasonal_period, card.calibration
+    choice = panel_period(evaluate.seasonal_period, panel)  # auto: from the frequency and the train rows
+    log.info("seasonal period %d: %s", choice.value, choice.why)
+    period, calibration = choice.value, card.calibration
     address = (orchestration or OrchestrationConfig()).dask_address
     metrics, table, scores = evaluate_model(model, panel, period, levels, calibration, address)
     metrics["worst_series"] = [

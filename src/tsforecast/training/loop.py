@@ -55,9 +55,10 @@ def member_inputs(input_size: int, members: int, least: int = 1) -> tuple[int, .
     )
 
 
-def build_model(cfg: Config, n_features: int) -> LSTMForecaster:
-    """The forecaster of ``cfg.model`` for ``cfg.window`` and ``n_features`` input columns."""
-    m = cfg.model
+def build_model(cfg: Config, n_features: int, n_series: int = 1) -> LSTMForecaster:
+    """The forecaster of ``cfg.model`` for ``cfg.window`` and ``n_features`` input columns
+    (``auto`` keys settled for ``n_series`` series)."""
+    m = cfg.model.resolved(n_series)
     return LSTMForecaster(
         n_features=n_features,
         input_size=cfg.window.input_size,

@@ -146,6 +146,13 @@ def residuals(
     return np.concatenate(out) if out else np.empty((0, panel.horizon))
 
 
+def resolved_for(cfg: Config, n_series: int) -> Config:
+    """``cfg`` with the model's and training's ``auto`` keys settled for ``n_series`` series."""
+    return Config.model_construct(
+        window=cfg.window, model=cfg.model.resolved(n_series), train=cfg.train.resolved(n_series)
+    )
+
+
 def fit(
     cfg: Config,
     panel: Panel,
@@ -163,6 +170,7 @@ def fit(
     ``cfg.model`` and ``cfg.train``; needs no files (``checkpoint_path=None``: no checkpoints).
     ``validation=False`` (a refit): no val windows, every epoch runs and the last one is kept.
     """
+    cfg = resolved_for(cfg, panel.n_series)
     tc = cfg.train
     check_window((panel.input_size, panel.horizon), cfg)
     seed_everything(tc.seed)
@@ -265,10 +273,11 @@ def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, path
     and the loss plots."""
     # fit() and build_model() read only these three sections of a Config
     cfg = Config.model_construct(window=window, model=model, train=train)
-    sections = {"window": window, "model": model, "train": train}
-    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     fast_cpu_math()
     panel = load_panel(paths.prepared)  # edge: read (values memory-mapped)
+    settled = resolved_for(cfg, panel.n_series)  # auto keys, as fit settles them
+    sections = {"window": settled.window, "model": settled.model, "train": settled.train}
+    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     check_window((panel.input_size, panel.horizon), cfg)
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT
