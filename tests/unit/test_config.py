@@ -374,14 +374,13 @@ def test_forecast_levels_must_be_distinct_percentages(levels, expected):
     assert "forecast.levels" in _error({"forecast": {"levels": levels}})
 
 
-@pytest.mark.parametrize(("n_series", "norm", "loss"), [(1, "last", "mse"), (3, "mean_std", "mae")])
-def test_auto_norm_and_loss_follow_the_number_of_series(n_series, norm, loss):
+@pytest.mark.parametrize(("n_series", "norm"), [(1, "last"), (3, "mean_std")])
+def test_auto_norm_follows_the_number_of_series(n_series, norm):
     cfg = load_config(PARAMS)
-    assert (cfg.model.window_norm, cfg.train.loss) == ("auto", "auto")
+    assert cfg.model.window_norm == "auto" and cfg.train.loss == "mae"
     assert cfg.model.resolved(n_series).window_norm == norm
-    assert cfg.train.resolved(n_series).loss == loss
 
 
-def test_a_set_norm_and_loss_are_kept_whatever_the_number_of_series():
-    cfg = load_config(PARAMS, {"model.window_norm": "none", "train.loss": "huber"})
-    assert cfg.model.resolved(5).window_norm == "none" and cfg.train.resolved(1).loss == "huber"
+def test_a_set_norm_is_kept_whatever_the_number_of_series():
+    cfg = load_config(PARAMS, {"model.window_norm": "none"})
+    assert cfg.model.resolved(5).window_norm == "none" and cfg.model.resolved(1).window_norm == "none"
