@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, "/work/main")
 sys.path.insert(0, str(Path(__file__).parent))
-from m4_protocol import trial_config, m4_panel
-from tsforecast.training.train import fit
+from m4_protocol import m4_panel, trial_config
+
 from tsforecast.training.step import fast_cpu_math
+from tsforecast.training.train import fit
 
 fast_cpu_math()
 out = Path("/tmp/ablation/preds")
-out.mkdir(exist_ok=True)
+out.mkdir(parents=True, exist_ok=True)
 base = {
     "train.windows_per_epoch": 16384,
     "train.epochs": 15,

@@ -24,9 +24,9 @@ def owa(f):
 
 preds = {p.split("/")[-1][:-4]: np.load(p)["test"] for p in sorted(glob.glob("/tmp/ablation/preds/*.npz"))}
 for k, v in preds.items():
-    print(k, "%.4f %.2f %.3f" % owa(v))
+    print(k, "{:.4f} {:.2f} {:.3f}".format(*owa(v)))
 names = list(preds)
 for r in range(2, len(names) + 1):
     for combo in itertools.combinations(names, r):
         f = np.median(np.stack([preds[c] for c in combo]), axis=0)
-        print("median", combo, "%.4f %.2f %.3f" % owa(f))
+        print("median", combo, "{:.4f} {:.2f} {:.3f}".format(*owa(f)))
