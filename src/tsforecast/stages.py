@@ -1,9 +1,11 @@
 """The pipeline's stages, in order: the one table the CLI, the Prefect flows and the tests read.
 
 Each stage is a function ``run_<stage>(<section>: <SectionConfig>, ..., paths: Paths)``
-whose parameter names are the params.yaml sections it reads; dvc.yaml's ``params:`` for the
-stage lists exactly those sections (or keys inside them). The function is imported only
-when a stage runs, so ``tsforecast --help`` stays fast.
+whose parameter names are the params.yaml sections it reads. dvc.yaml's ``params:`` for the
+stage lists exactly its *result* sections (or keys inside them): every one but the execution
+sections (:data:`EXECUTION_SECTIONS`: where the work runs, not what it computes), which are in
+no stage's ``params:`` and which the environment may override (:mod:`tsforecast.execution`).
+The function is imported only when a stage runs, so ``tsforecast --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Parameters of a stage function that are not config sections.
 PATHS_PARAM = "paths"
+#: Sections that say where work runs (a Dask scheduler, a work pool), never what a stage computes.
+EXECUTION_SECTIONS: frozenset[str] = frozenset({"orchestration"})
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,22 @@ class StageSpec:
         names = inspect.signature(self.function()).parameters
         return tuple(n for n in names if n != PATHS_PARAM)
 
+    def result_sections(self) -> tuple[str, ...]:
+        """The sections that change what the stage writes: dvc.yaml's ``params:`` for it."""
+        return tuple(n for n in self.sections() if n not in EXECUTION_SECTIONS)
+
     def run(self, cfg: Config, paths: Paths) -> Any:
-        """Call the function with the sections of ``cfg`` its signature names, and ``paths``."""
+        """Call the function with the sections of ``cfg`` its signature names, and ``paths``.
+
+        Execution sections come with the environment's overrides applied (``TSFORECAST_DASK_ADDRESS``).
+        """
         kwargs: dict[str, Any] = {}
         for name in self.sections():
-            if name in type(cfg).model_fields:
+            if name == "orchestration":
+                from tsforecast.execution import resolve_orchestration
+
+                kwargs[name] = resolve_orchestration(cfg.orchestration)
+            elif name in type(cfg).model_fields:
                 kwargs[name] = getattr(cfg, name)
             else:
                 raise TypeError(
@@ -114,4 +129,4 @@ def run_stage(name: str, cfg: Config, paths: Paths) -> Any:
     return get(name).run(cfg, paths)
 
 
-__all__ = ["NAMES", "STAGES", "StageSpec", "get", "run_stage"]
+__all__ = ["EXECUTION_SECTIONS", "NAMES", "STAGES", "StageSpec", "get", "run_stage"]
