@@ -70,7 +70,7 @@ def fake_stage(data: DataConfig, evaluate: EvaluateConfig, paths: Paths) -> dict
 def test_run_passes_the_sections_the_signature_names_and_paths(tmp_path: Path) -> None:
     cfg = Config(evaluate=EvaluateConfig(seasonal_period=7))
     paths = Paths.from_root(tmp_path)
-    spec = stages.StageSpec("fake", "a test stage", f"{__name__}:fake_stage")
+    spec = stages.StageSpec("fake", "a test stage", lambda: fake_stage)
 
     got = spec.run(cfg, paths)
 
@@ -86,7 +86,7 @@ def test_run_passes_the_dask_address_the_environment_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = Config(orchestration=OrchestrationConfig(dask_address="tcp://10.0.0.1:8786"))
-    spec = stages.StageSpec("fake", "a test stage", f"{__name__}:fake_parallel_stage")
+    spec = stages.StageSpec("fake", "a test stage", lambda: fake_parallel_stage)
     paths = Paths.from_root(tmp_path)
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
     assert spec.run(cfg, paths) == "tcp://10.0.0.1:8786"
@@ -102,7 +102,7 @@ def not_a_section(data: DataConfig, colour: str, paths: Paths) -> None:
 
 
 def test_a_parameter_that_is_no_section_is_named_in_the_error(tmp_path: Path) -> None:
-    spec = stages.StageSpec("bad", "", f"{__name__}:not_a_section")
+    spec = stages.StageSpec("bad", "", lambda: not_a_section)
     with pytest.raises(TypeError, match=r"parameter 'colour' is not a params.yaml section"):
         spec.run(Config(), Paths.from_root(tmp_path))
 
@@ -161,3 +161,12 @@ def test_cli_help_imports_no_stage_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_stage_function_is_one_import_away_in_the_stage_table() -> None:
+    """dvc.yaml's `tsforecast <stage>` -> the table -> an import statement naming the function."""
+    source = Path(stages.__file__).read_text()
+    for spec in stages.STAGES:
+        f = spec.function()
+        assert f.__name__ == f"run_{spec.name}"
+        assert f"from {f.__module__} import {f.__name__}" in source
