@@ -177,6 +177,9 @@ class ModelConfig(_Section):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     window_norm: Literal["none", "last", "mean_std"] = "last"
     linear_skip: bool = True
+    # K members trained together, served as their median (one model); member k reads the last
+    # window.input_size x (1, 1/2, 3/4, 1, ...)[k] steps and starts from its own initial weights
+    ensemble: PositiveInt = 1
 
 
 class TrainConfig(_Section):

@@ -347,7 +347,7 @@ def test_results_do_not_depend_on_how_series_are_chunked(make_repo, monkeypatch)
 
 @pytest.mark.slow
 def test_ten_thousand_series_of_a_thousand_rows_validate_well_under_a_minute(make_repo, monkeypatch):
-    from benchmarks.panel_data import synthetic_panel
+    from benchmarks.scale_data import synthetic_panel
 
     frame = synthetic_panel(10_000, 1_000).rename(columns={"unique_id": "sid", "value": "y"})
     frame = frame.drop(index=np.arange(500, 10_000_000, 100_000))  # one filled step in 100 series

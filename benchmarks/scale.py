@@ -1,20 +1,20 @@
 """Panel scale benchmark: the pipeline's stages at 100, 1,000 and 10,000 series of ~1,000 points.
 
-    python benchmarks/panel_scale.py                     # table + benchmarks/panel_scale.json
-    python benchmarks/panel_scale.py --sizes 100         # smoke run (about a minute)
-    python benchmarks/panel_scale.py --markdown          # the README table from panel_scale.json
-    python benchmarks/panel_scale.py --set train.batch_size=256 --output /tmp/x.json
+    python benchmarks/scale.py                   # table + benchmarks/scale.json
+    python benchmarks/scale.py --sizes 100       # smoke run (about a minute)
+    python benchmarks/scale.py --markdown        # the README table from scale.json
+    python benchmarks/scale.py --set train.batch_size=256 --output /tmp/x.json
 
 What is measured is what users run: per size, a scratch repo folder gets a ``params.yaml``
 (the repo's, with the panel keys below) and the data file, and every stage runs through the
 stage table, ``tsforecast.stages.run_stage(name, cfg, paths)``, in a fresh interpreter per
-stage and run (``panel_worker.py``): ingest, validate, window, train (ONE epoch of
+stage and run (``scale_worker.py``): ingest, validate, window, train (ONE epoch of
 ``train.windows_per_epoch`` = 16,384 sampled windows, so its cost does not grow with the
 panel, plus the val pass, the interval calibration and saving), evaluate and forecast
 (``--stages`` adds backtest). Each stage runs ``--repeats`` times (default 3) on the outputs
 of the stage before it (each run rewrites the same files).
 
-Series: ``panel_data.synthetic_panel(n, length=1200, min_length=800)``: hourly, per-series
+Series: ``scale_data.synthetic_panel(n, length=1200, min_length=800)``: hourly, per-series
 level exp(N(log 100, 1)) (about 10 .. 1,000), linear trend of -30 % .. +30 % over the series,
 daily and weekly multiplicative cycles of random amplitude and phase, AR(1) log-noise, and
 varying lengths (each series keeps its last 800 .. 1,200 steps, uniform: 1,000 on average;
@@ -34,7 +34,9 @@ peak resident memory of the stage's process tree (the stage process plus any Das
 starts), sampled every 50 ms from outside, median over the runs with its spread;
 ``rss_self_mb`` is the stage process's exact peak (``VmHWM``), ``rss_imports_mb`` its
 peak after the imports alone; ``child_processes`` (per run) the most descendant processes
-seen at once, and ``runs_with_child_processes`` how many runs had any (a stage whose
+seen at once that lived through two samples or more (a helper of a few milliseconds, such as the
+``ldconfig`` that ``ctypes.util.find_library`` starts, is not one), and
+``runs_with_child_processes`` how many runs had any (a stage whose
 ``map_series`` started a local Dask cluster; the table's "runs" column says so). A first
 run over ``--max-cell-s`` is not repeated (the cell says so). ``growth_per_10x`` has, per stage and pair of sizes, the ratio of the times
 (``time_x``), of the times per series (``per_series_x``: 1.0 = flat, the target) and of the
@@ -61,15 +63,15 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if str(REPO) not in sys.path:  # `python benchmarks/panel_scale.py` from the repo root
+if str(REPO) not in sys.path:  # `python benchmarks/scale.py` from the repo root
     sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import clean_env, environment, log  # noqa: E402
-from benchmarks.panel_data import synthetic_panel  # noqa: E402
+from benchmarks.scale_data import synthetic_panel  # noqa: E402
 from tsforecast.io import read_json, write_json  # noqa: E402
 
-DEFAULT_OUTPUT = HERE / "panel_scale.json"
-WORKER = HERE / "panel_worker.py"
+DEFAULT_OUTPUT = HERE / "scale.json"
+WORKER = HERE / "scale_worker.py"
 SIZES = (100, 1_000, 10_000)
 LENGTH, MIN_LENGTH = 1_200, 800  # each series keeps its last 800..1,200 steps: 1,000 on average
 STAGES = ("ingest", "validate", "window", "train", "evaluate", "forecast")
@@ -117,20 +119,20 @@ def make_repo(root: Path, n: int, overrides: dict[str, dict[str, Any]]) -> dict[
     return {"n_rows": len(frame), "data_mb": (root / "data" / DATA_FILE).stat().st_size / 2**20}
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
-    """Resident bytes of ``proc`` and its descendants now, and how many descendants (a local Dask
+def _tree_rss(proc: psutil.Process) -> tuple[int, set[int]]:
+    """Resident bytes of ``proc`` and its descendants now, and the descendants' pids (a local Dask
     cluster's scheduler-side processes and workers); processes that just ended count 0."""
     total = 0
     try:
-        members = [proc, *proc.children(recursive=True)]
+        children = proc.children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0, 0
-    for p in members:
+        return 0, set()
+    for p in [proc, *children]:
         try:
             total += p.memory_info().rss
         except psutil.NoSuchProcess:
             pass
-    return total, len(members) - 1
+    return total, {c.pid for c in children}
 
 
 def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | None = None) -> dict[str, Any]:
@@ -150,9 +152,11 @@ def run_once(stage: str, root: Path, args: argparse.Namespace, profile: Path | N
     with open(log_path, "w") as fh:
         proc = psutil.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
         peak = children = 0
+        before: set[int] = set()  # the descendants of the previous sample
         while proc.poll() is None:
-            rss, n_children = _tree_rss(proc)
-            peak, children = max(peak, rss), max(children, n_children)
+            rss, now = _tree_rss(proc)
+            peak, children = max(peak, rss), max(children, len(now & before))  # alive in two samples
+            before = now
             if time.perf_counter() - started > timeout_s:
                 for child in proc.children(recursive=True):
                     child.kill()

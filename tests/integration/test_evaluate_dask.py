@@ -1,4 +1,4 @@
-"""Panel evaluate and backtest on a real ``dask scheduler`` with two ``dask worker`` processes.
+"""Evaluate and backtest of a panel on a real ``dask scheduler`` with two ``dask worker`` processes.
 
 The stage functions send chunks of series (with their rows) and the model's weights to the
 workers; the numbers must equal an in-process run's.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.eval_fixtures import noisy_model, panel_frame, write_repo
 from tests.integration.test_dask import scheduler  # noqa: F401  (the fixture)
-from tests.panel_eval_fixtures import noisy_model, panel_frame, write_panel_repo
 from tsforecast import stages
 from tsforecast.config import load_config
 from tsforecast.paths import Paths
@@ -22,7 +22,7 @@ L, H, M = 24, 6, 12
 
 def evaluate_and_backtest(root: Path, address: str | None) -> tuple[dict, dict]:
     frame = panel_frame([150 + 5 * i for i in range(12)], period=M, seed=2)
-    paths = write_panel_repo(
+    paths = write_repo(
         root,
         frame,
         {"train": 40, "val": 12, "test": 12},
@@ -40,7 +40,7 @@ def evaluate_and_backtest(root: Path, address: str | None) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
-def test_panel_evaluate_and_backtest_on_a_real_scheduler_equal_the_in_process_run(
+def test_evaluate_and_backtest_on_a_real_scheduler_equal_the_in_process_run(
     scheduler: str,  # noqa: F811
     tmp_path: Path,
 ) -> None:

@@ -1,4 +1,4 @@
-"""benchmarks/panel_scale.py: the summaries say what they claim, and a tiny run writes its JSON shape.
+"""benchmarks/scale.py: the summaries say what they claim, and a tiny run writes its JSON shape.
 
 No timing is asserted: numbers from a shared machine mean nothing. The end-to-end run needs
 the panel stages (ingest .. forecast with ``data.id_column``) and is marked slow.
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import panel_scale
+from benchmarks import scale
 
 
 def _cell(wall: float, peak: float, n: int) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def _rows() -> list[dict[str, Any]]:
 
 
 def test_growth_gives_time_per_series_and_memory_ratios() -> None:
-    grow = panel_scale.growth(_rows(), ["validate", "train"])
+    grow = scale.growth(_rows(), ["validate", "train"])
     assert set(grow) == {"1000->10000"}
     v, t = grow["1000->10000"]["validate"], grow["1000->10000"]["train"]
     assert v["time_x"] == pytest.approx(15.0) and v["per_series_x"] == pytest.approx(1.5)
@@ -49,13 +49,13 @@ def test_growth_gives_time_per_series_and_memory_ratios() -> None:
 def test_growth_leaves_out_a_stage_that_failed_at_either_size() -> None:
     rows = _rows()
     rows[1]["validate"] = {"error": "validate exited 1"}
-    assert set(panel_scale.growth(rows, ["validate", "train"])["1000->10000"]) == {"train"}
+    assert set(scale.growth(rows, ["validate", "train"])["1000->10000"]) == {"train"}
 
 
 def test_targets_sum_the_stages_and_name_the_ones_that_are_not_flat() -> None:
     rows = _rows()
-    grow = panel_scale.growth(rows, ["validate", "train"])
-    t = panel_scale.targets(rows, ["validate", "train"], grow)
+    grow = scale.growth(rows, ["validate", "train"])
+    t = scale.targets(rows, ["validate", "train"], grow)
     assert t["total_wall_s"] == pytest.approx(63.0) and t["total_process_s"] == pytest.approx(69.0)
     assert t["max_peak_mb"] == 1500 and t["within_time"] and t["within_memory"]
     assert t["not_flat_1000_to_10000"] == ["validate"]
@@ -64,7 +64,7 @@ def test_targets_sum_the_stages_and_name_the_ones_that_are_not_flat() -> None:
 def test_a_failed_stage_is_never_within_the_targets() -> None:
     rows = _rows()
     rows[1]["train"] = {"error": "train exited 1"}
-    t = panel_scale.targets(rows, ["validate", "train"], panel_scale.growth(rows, ["validate", "train"]))
+    t = scale.targets(rows, ["validate", "train"], scale.growth(rows, ["validate", "train"]))
     assert t["stages_measured"] == ["validate"] and not t["all_stages_ran"]
     assert not t["within_time"] and not t["within_memory"]
 
@@ -73,35 +73,35 @@ def test_the_table_shows_medians_spreads_and_failures() -> None:
     rows = _rows()
     rows[0]["train"] = {"error": "boom"}
     rows[1]["validate"]["runs_with_child_processes"] = 2
-    grow = panel_scale.growth(rows, ["validate", "train"])
+    grow = scale.growth(rows, ["validate", "train"])
     result = {
         "sizes": rows,
         "growth_per_10x": grow,
-        "targets": panel_scale.targets(rows, ["validate", "train"], grow),
+        "targets": scale.targets(rows, ["validate", "train"], grow),
         "config": {"stages": ["validate", "train"]},
     }
-    text = panel_scale.table(result)
+    text = scale.table(result)
     assert "30.00 (27.00-36.00)" in text and "1500 (1499-1501)" in text and "failed" in text
     assert "3 (2 with Dask workers)" in text
     assert "growth 1000->10000: validate x15.00 (1.50/series)" in text
-    md = panel_scale.table(result, markdown=True)
+    md = scale.table(result, markdown=True)
     assert md.startswith("| stage | series |") and "| validate | 10,000 | 30.00 (27.00-36.00) | 3.000 |" in md
 
 
 def test_set_overrides_parse_as_yaml_and_bad_ones_are_named() -> None:
-    assert panel_scale.parse_set(["train.batch_size=256", "data.covariates=[a, b]"]) == {
+    assert scale.parse_set(["train.batch_size=256", "data.covariates=[a, b]"]) == {
         "train": {"batch_size": 256},
         "data": {"covariates": ["a", "b"]},
     }
     with pytest.raises(SystemExit, match=r"--set 'epochs=3' is not section.key=value"):
-        panel_scale.parse_set(["epochs=3"])
+        scale.parse_set(["epochs=3"])
 
 
 def test_the_scratch_repo_holds_the_panel_params_and_the_data(tmp_path: Path) -> None:
     import pandas as pd
     import yaml
 
-    info = panel_scale.make_repo(tmp_path, 5, {"train": {"batch_size": 32}})
+    info = scale.make_repo(tmp_path, 5, {"train": {"batch_size": 32}})
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert params["data"]["id_column"] == "unique_id" and params["train"]["epochs"] == 1
     assert params["train"]["windows_per_epoch"] == 16_384 and params["train"]["batch_size"] == 32
@@ -120,17 +120,17 @@ def test_a_tiny_run_measures_every_stage_through_the_stage_table(tmp_path: Path)
     out = tmp_path / "scale.json"
     argv = ["--sizes", "6", "12", "--repeats", "1", "--output", str(out), "--workdir", str(tmp_path)]
     argv += ["--set", "train.windows_per_epoch=256", "--set", "model.hidden_size=8"]
-    assert panel_scale.main(argv) == 0
+    assert scale.main(argv) == 0
     result = json.loads(out.read_text())
     assert [r["n_series"] for r in result["sizes"]] == [6, 12]
     for row in result["sizes"]:
-        for stage in panel_scale.STAGES:
+        for stage in scale.STAGES:
             cell = row[stage]
             assert "error" not in cell, cell.get("error")
             assert cell["wall_s"] > 0 and cell["peak_mb"] >= cell["rss_imports_mb"] > 0
             assert cell["wall_s_min"] <= cell["wall_s"] <= cell["wall_s_max"] and len(cell["runs"]) == 1
             assert cell["runs_with_child_processes"] == 0  # a dozen series never start a Dask cluster
-    assert set(result["growth_per_10x"]["6->12"]) == set(panel_scale.STAGES)
+    assert set(result["growth_per_10x"]["6->12"]) == set(scale.STAGES)
     assert result["targets"]["all_stages_ran"] and math.isfinite(result["targets"]["total_wall_s"])
     assert not list(tmp_path.glob("pscale-*")), "scratch folders are removed"
 
@@ -138,15 +138,15 @@ def test_a_tiny_run_measures_every_stage_through_the_stage_table(tmp_path: Path)
 def test_the_threads_comparison_gives_the_default_over_the_pinned_time() -> None:
     rows = _rows()
     pinned = {"n_series": 10_000, "validate": _cell(10.0, 1400, 10_000), "train": {"error": "boom"}}
-    cmp = panel_scale.compare_threads(rows[1], pinned, 1, ["validate", "train"])
+    cmp = scale.compare_threads(rows[1], pinned, 1, ["validate", "train"])
     assert cmp["threads"] == 1 and cmp["n_series"] == 10_000
     assert cmp["default_over_threads_time_x"] == {"validate": pytest.approx(3.0)}
-    grow = panel_scale.growth(rows, ["validate", "train"])
+    grow = scale.growth(rows, ["validate", "train"])
     result = {
         "sizes": rows,
         "growth_per_10x": grow,
-        "targets": panel_scale.targets(rows, ["validate", "train"], grow),
+        "targets": scale.targets(rows, ["validate", "train"], grow),
         "config": {"stages": ["validate", "train"]},
         "threads_comparison": cmp,
     }
-    assert "OMP_NUM_THREADS=1 at 10,000 series: validate 10.00 (9.00-12.00) s" in panel_scale.table(result)
+    assert "OMP_NUM_THREADS=1 at 10,000 series: validate 10.00 (9.00-12.00) s" in scale.table(result)

@@ -1,4 +1,4 @@
-"""benchmarks/panel_data.py: synthetic panels that are fast, small, positive, seasonal and reproducible."""
+"""benchmarks/scale_data.py: synthetic panels that are fast, small, positive, seasonal and reproducible."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.panel_data import PANEL_START, synthetic_panel, synthetic_params, synthetic_values
+from benchmarks.scale_data import PANEL_START, synthetic_panel, synthetic_params, synthetic_values
 from tsforecast.evaluation import m4
 
 

@@ -1,6 +1,6 @@
-"""One pipeline stage in a fresh interpreter, timed: what ``panel_scale.py`` runs per cell and run.
+"""One pipeline stage in a fresh interpreter, timed: what ``scale.py`` runs per cell and run.
 
-    python benchmarks/panel_worker.py STAGE ROOT RESULT_JSON [--profile PROF]
+    python benchmarks/scale_worker.py STAGE ROOT RESULT_JSON [--profile PROF]
 
 Loads ``ROOT/params.yaml``, runs ``tsforecast.stages.run_stage(STAGE, cfg, Paths(ROOT))``
 (what ``tsforecast STAGE`` runs) and writes RESULT_JSON:
