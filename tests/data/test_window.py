@@ -269,7 +269,9 @@ def test_window_without_validated_data_says_what_to_run(tmp_path: Path) -> None:
 
 
 def test_load_without_the_window_stage_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"values\.npy not found; run `tsforecast window`"):
+    with pytest.raises(
+        DataError, match=r"values\.npy not found; build the panel .*: run `tsforecast window`"
+    ):
         load_panel(Paths.from_root(tmp_path).prepared)
 
 

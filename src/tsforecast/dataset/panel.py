@@ -430,7 +430,8 @@ def load_panel(folder: str | Path, mmap: bool = True) -> Panel:
     recover_dir(folder, clean=False)
     if not (folder / VALUES_FILE).is_file():
         raise DataError(
-            f"{folder / VALUES_FILE} not found; run `tsforecast window` (or `dvc repro window`) first"
+            f"{folder / VALUES_FILE} not found; build the panel (the window stage) first: "
+            "run `tsforecast window` (or `dvc repro window`)"
         )
     meta = read_json(folder / META_FILE)
     with np.load(folder / ARRAYS_FILE) as a:
