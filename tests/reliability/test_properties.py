@@ -115,7 +115,7 @@ def test_a_series_is_too_short_exactly_when_a_part_cannot_hold_its_windows(
 
 @PROPS
 @given(n_rows=st.integers(1, 1500), split=splits(), window=windows())
-def test_one_series_split_succeeds_exactly_when_every_part_can_hold_a_window(
+def test_split_succeeds_exactly_when_every_part_can_hold_a_window(
     n_rows: int, split: SplitConfig, window: WindowConfig
 ) -> None:
     if valid(n_rows, split, window):
@@ -248,7 +248,7 @@ def rows_read(panel: Panel, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 @PROPS
 @given(case=valid_cases())
-def test_no_window_target_crosses_the_end_of_its_part(case: Case) -> None:
+def test_no_window_target_crosses_the_end_of_its_split(case: Case) -> None:
     panel, _ = case
     L, H = panel.input_size, panel.horizon
     for part in PARTS:
@@ -264,13 +264,19 @@ def test_no_window_target_crosses_the_end_of_its_part(case: Case) -> None:
 
 @PROPS
 @given(case=valid_cases())
-def test_no_window_leaves_its_series_and_train_windows_read_only_train_rows(case: Case) -> None:
+def test_no_window_leaves_its_series(case: Case) -> None:
     panel, _ = case
     for part in PARTS:
         s, inputs, targets = rows_read(panel, part)
-        rows = np.concatenate([inputs, targets], axis=1)  # (K, L+H) local rows, consecutive
+        rows = np.concatenate([inputs, targets], axis=1)  # (K, L+H) local rows
         assert (rows >= 0).all() and (rows < panel.lengths[s][:, None]).all()
-        assert (np.diff(rows, axis=1) == 1).all()
+        assert (np.diff(rows, axis=1) == 1).all()  # consecutive rows of one series
+
+
+@PROPS
+@given(case=valid_cases())
+def test_train_windows_read_only_train_rows(case: Case) -> None:
+    panel, _ = case
     s, inputs, targets = rows_read(panel, "train")
     start, end = panel.part_bounds("train")[s].T
     assert (inputs.min(axis=1) >= start).all() and (targets.max(axis=1) < end).all()
