@@ -39,7 +39,7 @@ R = TypeVar("R")
 LOCAL_CLUSTER_WORTH_S = 5.0  # below this much estimated work, a local cluster costs more than it saves
 # fewer usable cores than this: a local cluster adds process starts (each worker imports torch)
 # and memory but no compute, since the stage's own process already keeps every core busy
-# (measured in benchmarks/panel_scale.py: forecast of 10,000 series, 7.3 s in-process vs
+# (measured in benchmarks/scale.py: forecast of 10,000 series, 7.3 s in-process vs
 # 15-17 s with a 2-worker local cluster on 2 cores)
 MIN_CORES_FOR_LOCAL_CLUSTER = 4
 MAX_LOCAL_WORKERS = 8

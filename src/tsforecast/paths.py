@@ -2,7 +2,7 @@
 
 The file names are the one place both a stage that writes a file and the stages that read it
 look them up; each producer module owns the reader of its outputs (``ingest.read_raw``,
-``validate.read_validated``, ``windowing.load_prepared``).
+``data.validate.read_validated``, ``dataset.panel.load_panel``).
 """
 
 from __future__ import annotations
