@@ -45,6 +45,11 @@ class ForecastSpec:
     @classmethod
     def from_model(cls, model: LSTMForecaster, extra: dict[str, Any]) -> ForecastSpec:
         """Read the spec saved beside the weights by ``tsforecast train``."""
+        if "scaler" not in extra and len((extra.get("series_scalers") or {}).get("ids", [])) == 1:
+            # TEMPORARY (monitoring branch, until the forecasting wing reads the model card): a
+            # one-series card holds its scaler as the single row of series_scalers
+            sc = extra["series_scalers"]
+            extra = {**extra, "scaler": {"mean": list(sc["mean"][0]), "std": list(sc["std"][0])}}
         missing = [k for k in ("columns", "scaler", "freq", "timestamp_column") if k not in extra]
         if missing:
             raise ModelLoadError(
