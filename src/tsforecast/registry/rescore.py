@@ -127,7 +127,9 @@ def score_on_panel(
     columns = list(extra.get("columns") or [])
     if columns != list(panel.columns):
         return None, f"it was trained on columns {columns}, the data has {list(panel.columns)}"
-    if not extra.get("id_column"):
+    if not extra.get("id_column") and panel.id_column is not None:
+        # TEMPORARY (monitoring branch, until the registry wing merges): one series is a panel of
+        # one, so a one-series champion is re-scored on a one-series panel like any panel model
         return None, "it was trained on one series, the data is a panel"
     try:
         metrics, _, _ = evaluate_panel(model, {}, panel, seasonal_period, levels=())
