@@ -25,6 +25,7 @@ from tsforecast.evaluation.intervals import level_name
 from tsforecast.forecasting.core import forecast_frame
 from tsforecast.forecasting.panel_forecast import forecast_panel
 from tsforecast.io import atomic_file, read_json, write_json, write_png
+from tsforecast.monitoring.archive import archive_forecast
 from tsforecast.paths import Paths
 from tsforecast.progress import progress_mode
 
@@ -310,6 +311,7 @@ def run_forecast(
         lv,
         parquet,
     )
+    archive_forecast(out, history, data, used, extra, paths)  # monitoring: every delivery is kept
     return ForecastResult(
         model=used,
         source=choice.source,
