@@ -291,8 +291,8 @@ def forecast_pipeline(
     """
     from tsforecast.config import load_config
 
-    if retrain == "on-evidence":
-        return forecast_on_evidence(repo_dir, retries, retry_backoff_s, train_timeout_s)
+    if retrain == "on-evidence":  # in this flow run (.fn): its tasks and artifacts are the nightly run's
+        return forecast_on_evidence.fn(repo_dir, retries, retry_backoff_s, train_timeout_s)
     root = repo_root(repo_dir)
     log = get_run_logger()
     plan = stage_plan(root, stages, log)
@@ -416,7 +416,7 @@ def forecast_on_evidence(
     report = monitor_decision.with_options(**opts)(str(root), str(Path(scratch) / "data" / "validated"))
     gate: dict[str, Any] | None = None
     if report["decision"]["retrain"]:
-        inner = forecast_pipeline(
+        inner = forecast_pipeline.fn(  # the stages as tasks of this run, as `forecast-on-demand` runs them
             repo_dir=str(root),
             retries=retries,
             retry_backoff_s=retry_backoff_s,
@@ -431,7 +431,7 @@ def forecast_on_evidence(
     publish_monitor(report, gate)
     return {
         "decision": report["decision"],
-        "retrained": bool(ran),
+        "retrained": "train" in ran,
         "ran": ran,
         "gate": gate,
         "forecast": published,

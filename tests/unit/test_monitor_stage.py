@@ -172,7 +172,8 @@ def test_realized_accuracy_goes_to_mlflow_once_per_origin_and_the_archive_is_sha
     origins = [pd.Timestamp("2024-01-01") + pd.Timedelta(hours=h) for h in (400, 406, 412, 418)]
     assert sorted(m.timestamp for m in history) == [to_ms(o) for o in origins]
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
-    assert len(client.get_metric_history(first.mlflow_run, "expected_upper")) == 4
+    for key in ("expected_upper", "realized_mae", "realized_mase", "realized_coverage", "pooled_mse_scaled"):
+        assert len(client.get_metric_history(first.mlflow_run, key)) == 4, key
     run = client.get_run(first.mlflow_run)
     assert run.info.run_name == "realized v1" and "retrain" in run.data.metrics
 

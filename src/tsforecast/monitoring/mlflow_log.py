@@ -30,6 +30,7 @@ import pandas as pd
 
 from tsforecast.config import MonitorConfig, RegisterConfig
 from tsforecast.io import atomic_create
+from tsforecast.monitoring.archive import origin_of_name
 from tsforecast.monitoring.types import MODEL_VERSION, ORIGIN, Expected, finite_or_none
 from tsforecast.paths import Paths
 from tsforecast.registry.tracking import (
@@ -119,7 +120,7 @@ def _origin_points(rows: pd.DataFrame, coverage: str | None, expected: Expected 
     cols = {"realized_mse_scaled": "mse_scaled", "realized_mae": "mae", "realized_mase": "mase",
             "pooled_mse_scaled": "pooled_mse_scaled", "steps_observed": "steps_observed"}  # fmt: skip
     if coverage:
-        cols["realized_coverage"] = coverage
+        cols["realized_coverage"] = f"coverage_{coverage}"
     points = {
         key: [(t, finite_or_none(v)) for t, v in zip(stamps, rows[col], strict=True)]
         for key, col in cols.items()
@@ -247,8 +248,6 @@ def pull_archive(
     paths: Paths, monitor: MonitorConfig, folder: Path, since: pd.Timestamp | None = None
 ) -> list[Path]:
     """Download the archive files of the shared store that ``folder`` lacks (origin >= ``since``)."""
-    from tsforecast.monitoring.archive import origin_of_name
-
     uri = tracking_uri(paths)
     fetched: list[Path] = []
     with mlflow_context(uri):
