@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(abspath .prefect)
 # pip's output goes to a log; on failure its last lines and the log's path are shown
 QUIET = > $(1) 2>&1 || { tail -n 40 $(1); echo "error: install failed; full log: $(1)" >&2; exit 1; }
 
-.PHONY: help install install-dev run test test-fast lint format prefect-up prefect-down mlflow-ui bench clean
+.PHONY: help install install-dev run test test-fast lint format docs docs-serve prefect-up prefect-down mlflow-ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ format: install-dev  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+docs: install-dev  ## build the docs site (mkdocs build --strict) into site/
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install-dev  ## preview the docs site at http://127.0.0.1:8000 while you edit
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 bench: install  ## run the benchmarks: prints a table, writes benchmarks/results.json
 	$(BIN)/python benchmarks/run.py
 
@@ -69,7 +75,7 @@ mlflow-ui: install  ## browse runs and models at http://127.0.0.1:5000
 # reports/validation.json), your data under data/external/, and the DVC cache and remote.
 GENERATED = $(VENV) .checkpoints .refresh .replay data/raw data/validated data/prepared models forecasts/forecast.parquet \
 	metrics/*.parquet plots/*.png reports/data_docs reports/registered.json mlflow.db mlflow.db-* mlartifacts mlruns \
-	.prefect dvc_plots
+	.prefect dvc_plots site
 CLEAN = $(wildcard $(GENERATED))
 
 clean:  ## remove .venv and every generated output, listed as it runs (keeps committed metrics, data/external, DVC cache, the forecast archive)

@@ -23,10 +23,13 @@ HOURLY_SMOKE_NOTE = (
 
 
 def scores_line(a: dict[str, Any]) -> str:
-    """One accuracy result (a worker_accuracy dict) as a line: the three test MSEs and the verdict."""
+    """One accuracy result (a worker_accuracy dict) as a line: the test MSEs of the LSTM and of every
+    baseline it was scored against (``naive2`` where evaluate scored it), and the verdict."""
+    naive2 = f"naive2 {a['naive2_mse_scaled']:.4f} | " if "naive2_mse_scaled" in a else ""
     return (
         f"LSTM {a['lstm_mse_scaled']:.4f} | repeat_last {a['repeat_last_mse_scaled']:.4f} | "
-        f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} | wins: {'yes' if a['beats_all'] else 'NO'}"
+        f"seasonal_naive {a['seasonal_naive_mse_scaled']:.4f} | {naive2}"
+        f"wins: {'yes' if a['beats_all'] else 'NO'}"
     )
 
 

@@ -1,14 +1,15 @@
-"""The data and config that both training-speed loops share: Taylor's demand, scaled on train rows.
+"""The data and config that both training-speed loops share: Taylor's demand as a panel of one.
 
 Both loops (ours and the plain one in ``plain_loop.py``, each run by ``workers.py``) call
-:func:`speed_setup`, so they see the same series, the same train/val windows and the
-same model constructor arguments. The speed pairs run at two window shapes
-(:data:`SPEED_SHAPES`): L=H=96, and L=336/H=48 as params.yaml ships.
+:func:`speed_setup`, so they see the same series, scaled on the same train rows, the same
+train/val windows (the panel's ``window_index("train")`` and ``train.val_index``, the ones
+``fit`` trains and validates on) and the same model constructor arguments. The speed pairs
+run at two window shapes (:data:`SPEED_SHAPES`): L=H=96, and L=336/H=48 as params.yaml ships.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ import pandas as pd
 
 from tsforecast.config import Config, load_config
 from tsforecast.data.ingest import load_taylor_frame
-from tsforecast.dataset.splits import split_rows
-from tsforecast.dataset.window import Prepared, StandardScaler, window_starts
+from tsforecast.dataset.long import id_column, with_series_id
+from tsforecast.dataset.panel import Panel, build_panel
+from tsforecast.training.train import val_index
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
@@ -41,9 +43,9 @@ CONTRACT_SHAPE = "L96_H96"
 @dataclass(frozen=True)
 class SpeedSetup:
     cfg: Config  # the resolved config "ours" trains with; the plain loop reads its model section
-    prepared: Prepared  # the scaled series and its split
-    train_starts: np.ndarray  # (N_train,) window start rows
-    val_starts: np.ndarray  # (N_val,)
+    panel: Panel  # the series as a panel of one: raw values, split bounds, train-row scaler
+    train_index: np.ndarray  # (N_train, 2) (series_idx, start): every train window, once per epoch
+    val_index: np.ndarray  # (N_val, 2): the val windows fit() validates on
 
 
 # The plain loop's recipe expressed as our params: Adam(lr=1e-3), no decay, no schedule, no
@@ -93,6 +95,7 @@ def speed_config(
             "model.hidden_size": s["hidden_size"],
             "model.num_layers": s["num_layers"],
             "train.batch_size": s["batch_size"],
+            "train.windows_per_epoch": "auto",  # one series: every train window once, as the plain loop
             "train.epochs": epochs,
             "train.patience": epochs + 1,  # never stop early: both loops run the same steps
             "train.device": "cpu",
@@ -100,6 +103,23 @@ def speed_config(
             **(extra or {}),
         },
     )
+
+
+def one_series_panel(frame: pd.DataFrame, cfg: Config, freq: str) -> Panel:
+    """A one-series frame (timestamp, target) as the window stage builds it: the implicit id
+    column, row counts anchored as ``split.anchor`` says for one series, ``id_column`` None."""
+    long = with_series_id(frame, cfg.data)  # one series is a panel of one
+    panel = build_panel(
+        long,
+        id_column=id_column(cfg.data),
+        timestamp_column=cfg.data.timestamp_column,
+        columns=[cfg.data.target, *cfg.data.covariates],
+        split=cfg.split,
+        window=cfg.window,
+        freq=freq,
+        anchor=cfg.split.anchor_for(1),
+    )
+    return replace(panel, id_column=cfg.data.id_column)
 
 
 def speed_setup(
@@ -110,33 +130,14 @@ def speed_setup(
     extra: dict[str, object] | None = None,
     shape: str = CONTRACT_SHAPE,
 ) -> SpeedSetup:
-    """Taylor's series scaled by its train mean/std, split as params.yaml says."""
+    """Taylor's series as a panel of one, split as params.yaml says, scaled on its train rows."""
     cfg = speed_config(epochs, quick, recipe, seed, extra, shape)
     frame = load_taylor_frame()
     if quick:
         frame = frame.iloc[: speed_shape(shape, quick)["rows"]]
-    values = frame[["demand"]].to_numpy(dtype="float64")  # (rows, 1)
-    bounds = split_rows(len(values), cfg.split, cfg.window)
-    scaler = StandardScaler.fit(values[slice(*bounds.train)], ["demand"])
-    series = scaler.transform(values).astype("float32")  # (rows, 1)
-    L, H = cfg.window.input_size, cfg.window.horizon
-    prepared = Prepared(
-        series=series,
-        scaler=scaler,
-        bounds=bounds,
-        columns=["demand"],
-        timestamps=pd.DatetimeIndex(frame["timestamp"]),
-        freq="30min",
-        input_size=L,
-        horizon=H,
-        stride=1,
-    )
-    return SpeedSetup(
-        cfg=cfg,
-        prepared=prepared,
-        train_starts=window_starts(bounds, "train", L, H, 1),
-        val_starts=window_starts(bounds, "val", L, H, 1),
-    )
+    panel = one_series_panel(frame, cfg, "30min")
+    val_idx, _ = val_index(panel, cfg.train.seed)
+    return SpeedSetup(cfg=cfg, panel=panel, train_index=panel.window_index("train"), val_index=val_idx)
 
 
 # Public hourly benchmark data (ETT-style) cannot be downloaded at run time. This is a

@@ -16,11 +16,11 @@ the baselines. Every trial (``--set`` overrides of params.yaml on top of the M4 
 seed) is appended to ``benchmarks/m4_accuracy.json`` (a rerun replaces its entry); ``--final``
 also records the config's median and range over its seeds and the matching ``dvc exp run`` line.
 
-Training is the pipeline's own code path, ``tsforecast.training.panel_train.fit_panel`` (``WindowSampler``
+Training is the pipeline's own code path, ``tsforecast.training.train.fit`` (``WindowSampler``
 epochs of ``train.windows_per_epoch`` windows, early stopping on the val windows' MSE, the best
 epoch's weights kept), so the numbers are what ``dvc exp run`` with the same params trains. The
 first trials of the log ran before it landed, on a small loop over the same parts; each trial
-names its ``trainer``.
+names its ``trainer`` (``panel_train.fit_panel`` is the same function before its rename).
 """
 
 from __future__ import annotations
@@ -43,15 +43,15 @@ from tsforecast.dataset.panel import Panel, build_panel
 from tsforecast.evaluation import m4
 from tsforecast.io import read_json, write_json
 from tsforecast.training.model import LSTMForecaster
-from tsforecast.training.panel_train import fit_panel
 from tsforecast.training.step import fast_cpu_math
+from tsforecast.training.train import fit as fit_global
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "m4_accuracy.json"
 H, M = M4_HOURLY_HORIZON, M4_HOURLY_SEASONALITY
 # The M4 hourly protocol as pipeline params. With row counts the panel's train part is every row
-# before val (PANEL.md); split.train is only the least a series must have there.
+# before val (docs/many-series.md); split.train is only the least a series must have there.
 PROTOCOL: dict[str, Any] = {
     "data.path": "builtin:m4-hourly",
     "data.id_column": "unique_id",
@@ -87,7 +87,9 @@ PINNED = (
     "train.windows_per_epoch",
     "train.sample_by",
 )
-TRAINER = "tsforecast.training.panel_train.fit_panel"
+TRAINER = "tsforecast.training.train.fit"
+# the same trainer under its name before panel_train.py merged into train.py (same body, same numbers)
+SAME_TRAINER = frozenset({TRAINER, "tsforecast.training.panel_train.fit_panel"})
 PUBLISHED_TEST_OWA = {"seasonal_naive": 0.628, "winner_es_rnn": 0.440}
 
 
@@ -109,18 +111,20 @@ def whole_history_train(panel: Panel) -> Panel:
 
 def m4_panel(cfg: Config, n_series: int | None = None) -> Panel:
     """The embedded training series (the first ``n_series``) as a panel split by ``cfg``."""
-    frame = load_m4_hourly(cfg.data.id_column or "unique_id", "timestamp", cfg.data.target)
+    ids = cfg.data.id_column or "unique_id"
+    frame = load_m4_hourly(ids, "timestamp", cfg.data.target)
     if n_series is not None:
-        keep = frame[cfg.data.id_column].unique()[:n_series]
-        frame = frame[frame[cfg.data.id_column].isin(keep)]
+        keep = frame[ids].unique()[:n_series]
+        frame = frame[frame[ids].isin(keep)]
     panel = build_panel(
         frame,
-        id_column=cfg.data.id_column or "unique_id",
+        id_column=ids,
         timestamp_column="timestamp",
         columns=[cfg.data.target],
         split=cfg.split,
         window=cfg.window,
         freq="h",
+        anchor=cfg.split.anchor_for(frame[ids].nunique()),
     )
     return whole_history_train(panel)
 
@@ -133,8 +137,8 @@ def _windows(panel: Panel, part: str) -> tuple[np.ndarray, torch.Tensor, torch.T
 
 
 def fit(panel: Panel, cfg: Config) -> tuple[LSTMForecaster, dict[str, Any]]:
-    """The pipeline's own global training (``fit_panel``, CPU, no checkpoints)."""
-    model, info = fit_panel(cfg, panel, torch.device("cpu"), progress=False)
+    """The pipeline's own global training (``tsforecast.training.train.fit``, CPU, no checkpoints)."""
+    model, info = fit_global(cfg, panel, torch.device("cpu"), progress=False)
     return model, {
         "best_epoch": info["best_epoch"],
         "epochs_run": info["epochs"],
@@ -186,9 +190,18 @@ def _key(overrides: dict[str, Any]) -> str:
     return " ".join(f"{k}={overrides[k]}" for k in sorted(overrides))
 
 
+def _same_run(trial: dict[str, Any], overrides: dict[str, Any], seed: int) -> bool:
+    """Whether a logged ``trial`` is this config and seed on the pipeline's trainer (a rerun replaces it)."""
+    return (
+        _key(trial["overrides"]) == _key(overrides)
+        and trial["seed"] == seed
+        and trial["trainer"] in SAME_TRAINER
+    )
+
+
 def summarise(trials: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
     """Median and range over the seeds of one config, the baselines, and its ``dvc exp run`` line."""
-    runs = [t for t in trials if _key(t["overrides"]) == _key(overrides) and t["trainer"] == TRAINER]
+    runs = [t for t in trials if _key(t["overrides"]) == _key(overrides) and t["trainer"] in SAME_TRAINER]
     if not runs:
         raise ValueError(f"no trials of {_key(overrides)!r} in the log; run them first")
     out: dict[str, Any] = {"overrides": overrides, "seeds": sorted(t["seed"] for t in runs)}
@@ -213,7 +226,7 @@ def format_table(log: dict[str, Any]) -> str:
         lines.append(
             f"{t['owa']:>6.3f}{t['smape']:>8.2f}{t['mase']:>7.3f}{t['early_stop_part']['owa']:>8.3f}"
             f"{t['best_epoch']:>4}{t['train_seconds']:>6.0f}{t['seed']:>5}  {_key(t['overrides'])}"
-            + ("" if t["trainer"] == TRAINER else "  [interim loop]")
+            + ("" if t["trainer"] in SAME_TRAINER else "  [interim loop]")
         )
     if log.get("trials"):
         b = log["trials"][0]["baselines"]
@@ -270,11 +283,7 @@ def _search(args: argparse.Namespace) -> int:
         trial = run_trial(overrides, seed, n_series=5 if args.quick else None)
         if args.output.is_file():  # re-read: the log may have changed during the trial
             log["trials"] = read_json(args.output).get("trials", [])
-        log["trials"] = [
-            t
-            for t in log["trials"]
-            if (_key(t["overrides"]), t["seed"], t["trainer"]) != (_key(overrides), seed, TRAINER)
-        ] + [trial]
+        log["trials"] = [t for t in log["trials"] if not _same_run(t, overrides, seed)] + [trial]
         write_json(args.output, log)  # after every run: an interrupted search keeps its trials
         print(f"seed {seed}: OWA {trial['owa']:.3f} sMAPE {trial['smape']:.2f} MASE {trial['mase']:.3f}")
     if args.final:  # with --table: from the trials already logged

@@ -1,5 +1,5 @@
 """Micro measurements: inference latency (one window, 1,000 windows), the memory of windowing a
-10-million-point series, and the peak RSS of a training process."""
+10-million-point series (a panel of one), and the peak RSS of a training process."""
 
 from __future__ import annotations
 
@@ -7,49 +7,103 @@ import statistics
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tsforecast.dataset.panel import Panel
 
 WINDOWING_ROWS = 10_000_000
 WINDOWING_L, WINDOWING_H = 336, 48
+WINDOWING_BATCH = 64
+
+
+def windowing_panel(rows: int = WINDOWING_ROWS) -> Panel:
+    """``rows`` standard-normal float32 values, half-hourly, as a panel of one: params.yaml's split,
+    L=336, H=48, stride 1 (built as the window stage builds it)."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.bench_data import PARAMS, one_series_panel
+    from tsforecast.config import load_config
+
+    cfg = load_config(
+        PARAMS, {"window.input_size": WINDOWING_L, "window.horizon": WINDOWING_H, "window.stride": 1}
+    )
+    values = np.random.default_rng(0).standard_normal(rows, dtype=np.float32)  # (rows,)
+    stamps = pd.date_range("2000-01-01", periods=rows, freq="30min")
+    frame = pd.DataFrame({cfg.data.timestamp_column: stamps, cfg.data.target: values}, copy=False)
+    return one_series_panel(frame, cfg, "30min")
 
 
 def bench_windowing(rows: int = WINDOWING_ROWS) -> dict[str, Any]:
-    """Peak bytes numpy allocates (tracemalloc) while building every window of a long series."""
+    """Peak bytes allocated (tracemalloc) by the panel's windowing of a long series.
+
+    Built first, outside the measurement: the panel (the raw series, its split and scaler). Then,
+    measured, the windowing calls ``fit`` makes before its first batch, all kept alive: the windows of every part
+    (``Panel.windows``: per-series ranges, never one object per window), the index of every val
+    window (``Panel.window_index("val")``, (K, 2) int64: what validation starts from), and one
+    batch of 64 train windows drawn by the sampler and gathered (``Panel.gather``: the one copy
+    a batch needs). ``peak_bytes`` is the peak over all three; each step's own peak is kept.
+    """
     import numpy as np
 
-    from tsforecast.dataset.window import sliding_windows
+    from tsforecast.dataset.panel import PARTS
+    from tsforecast.dataset.sampling import WindowSampler
 
-    series = np.random.default_rng(0).standard_normal((rows, 1), dtype=np.float32)  # (rows, 1)
+    t = time.perf_counter()
+    panel = windowing_panel(rows)
+    panel_s = time.perf_counter() - t
+    steps: dict[str, dict[str, float]] = {}
     tracemalloc.start()
     try:
-        tracemalloc.reset_peak()
-        t = time.perf_counter()
-        X, Y = sliding_windows(series, WINDOWING_L, WINDOWING_H)  # (N, L, 1), (N, H): views
-        build_s = time.perf_counter() - t
-        _, peak = tracemalloc.get_traced_memory()
-        idx = np.random.default_rng(1).integers(0, X.shape[0], 64)
-        tracemalloc.reset_peak()
-        before, _ = tracemalloc.get_traced_memory()
-        t = time.perf_counter()
-        xb, yb = X[idx], Y[idx]  # (64, L, 1), (64, H): the one copy a batch needs
-        gather_s = time.perf_counter() - t
-        _, gather_peak = tracemalloc.get_traced_memory()
+        base, _ = tracemalloc.get_traced_memory()
+        session_peak = 0
+
+        def measured(name: str, run: Any) -> Any:
+            """Run ``run()``; record its own peak, what it keeps, its time and the session's peak."""
+            nonlocal session_peak
+            tracemalloc.reset_peak()
+            before, t = tracemalloc.get_traced_memory()[0], time.perf_counter()
+            out = run()
+            ms = (time.perf_counter() - t) * 1e3
+            now, peak = tracemalloc.get_traced_memory()
+            steps[name] = {"peak_bytes": peak - before, "kept_bytes": now - before, "ms": ms}
+            session_peak = max(session_peak, peak - base)
+            return out
+
+        ranges = measured("windows", lambda: {part: panel.windows(part) for part in PARTS})  # (S,) ranges
+        val = measured("val_window_index", lambda: panel.window_index("val"))  # (K_val, 2) int64
+
+        def first_batch() -> tuple[np.ndarray, np.ndarray]:
+            sampler = WindowSampler(ranges["train"], 16_384, seed=0)
+            series_idx, starts = next(iter(sampler.batches(0, WINDOWING_BATCH)))
+            return panel.gather(series_idx, starts)  # (64, L, 1), (64, H): scaled copies of 64 windows
+
+        xb, yb = measured("batch64", first_batch)
     finally:
         tracemalloc.stop()
+    n_windows = {part: r.total for part, r in ranges.items()}
+    total = sum(n_windows.values())
     return {
+        "what": "a panel of one 10M-point series (params.yaml's split): Panel.windows of every part, "
+        "Panel.window_index of the val part, Panel.gather of a batch of 64 sampled train windows; "
+        "tracemalloc peak over the three, the panel itself built before",
         "rows": rows,
         "input_size": WINDOWING_L,
         "horizon": WINDOWING_H,
-        "n_windows": int(X.shape[0]),
-        "series_bytes": int(series.nbytes),
-        "peak_bytes": int(peak),
-        "peak_over_series": peak / series.nbytes,
-        "materialised_bytes_would_be": int(X.shape[0]) * (WINDOWING_L + WINDOWING_H) * 4,
-        "windows_share_memory": bool(np.shares_memory(X, series) and np.shares_memory(Y, series)),
-        "build_ms": build_s * 1e3,
-        "batch64_peak_bytes": int(gather_peak - before),
+        "n_windows": total,
+        "n_windows_by_part": n_windows,
+        "series_bytes": int(panel.values.nbytes),
+        "peak_bytes": int(session_peak),
+        "peak_over_series": session_peak / panel.values.nbytes,
+        "materialised_bytes_would_be": total * (WINDOWING_L + WINDOWING_H) * 4,
+        "steps": steps,
+        "windows_bytes": int(steps["windows"]["peak_bytes"]),
+        "val_index_bytes": int(val.nbytes),
+        "batch64_peak_bytes": int(steps["batch64"]["peak_bytes"]),
         "batch64_bytes": int(xb.nbytes + yb.nbytes),
-        "batch64_ms": gather_s * 1e3,
+        "batch64_ms": steps["batch64"]["ms"],
+        "panel_build_s": panel_s,
     }
 
 
@@ -58,19 +112,18 @@ def bench_inference(model_path: Path, prepared_path: Path, quick: bool) -> dict[
     import numpy as np
     import torch
 
-    from tsforecast.dataset.window import load_prepared
+    from tsforecast.dataset.panel import PARTS, load_panel
     from tsforecast.training.model import load_model
 
     model, _ = load_model(model_path)
     model.eval()
-    prep = load_prepared(prepared_path)
-    L = prep.input_size
-    series = torch.from_numpy(np.ascontiguousarray(prep.series, dtype=np.float32))  # (rows, C)
-    windows = series.unfold(0, L, 1).transpose(1, 2)  # (rows-L+1, L, C), a view
-    test_start = prep.bounds.test[0]
-    x1 = windows[test_start - L : test_start - L + 1].contiguous()  # (1, L, C): the first test input
-    idx = torch.from_numpy(np.linspace(0, len(windows) - 1, 1000).round().astype("int64"))
-    x1000 = windows[idx].contiguous()  # (1000, L, C)
+    panel = load_panel(prepared_path)
+    L = panel.input_size
+    every = np.concatenate([panel.window_index(part) for part in PARTS])  # (K, 2) (series, start)
+    first_test = panel.window_index("test")[:1]  # (1, 2)
+    x1 = torch.from_numpy(panel.gather(first_test[:, 0], first_test[:, 1])[0])  # (1, L, C): first test input
+    pick = every[np.linspace(0, len(every) - 1, 1000).round().astype("int64")]  # (1000, 2), spread out
+    x1000 = torch.from_numpy(panel.gather(pick[:, 0], pick[:, 1])[0])  # (1000, L, C)
     one_reps, many_reps = (30, 3) if quick else (300, 20)
 
     def timeit(x: torch.Tensor, warmup: int, reps: int, cap_s: float) -> list[float]:

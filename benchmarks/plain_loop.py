@@ -2,9 +2,11 @@
 
 Materialised windows in a ``TensorDataset``, a shuffling ``DataLoader``, default
 ``torch.optim.Adam``, MSE. No gradient clipping, no schedule: what a first version of
-the training script would look like. The process-wide CPU settings (flush-denormal and
-the allocator thresholds) are set by its worker in ``workers.py``, as for our loop, so
-the comparison measures the loops, not those settings.
+the training script would look like. The windows are its own, cut with plain torch from the
+scaled series, at the start rows of the windows ``fit`` trains and validates on
+(``SpeedSetup.train_index`` / ``val_index``), so both loops see the same windows. The
+process-wide CPU settings (flush-denormal and the allocator thresholds) are set by its worker
+in ``workers.py``, as for our loop, so the comparison measures the loops, not those settings.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from benchmarks.bench_data import SpeedSetup
 from tsforecast.training.train import build_model
 
 
-def materialise(series: np.ndarray, starts: np.ndarray, L: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_series(setup: SpeedSetup) -> torch.Tensor:
+    """The one series standardised with its train-row mean and std: (rows, C) float32."""
+    panel = setup.panel
+    f32 = np.float32
+    values = (panel.series(0) - panel.mean[0].astype(f32)) / panel.std[0].astype(f32)  # as Panel.gather
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=f32))
+
+
+def materialise(
+    series: torch.Tensor, starts: np.ndarray, L: int, H: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Copies of every window: X (N, L, C) and Y (N, H)."""
-    X = np.stack([series[s : s + L] for s in starts]).astype("float32")  # (N, L, C)
-    Y = np.stack([series[s + L : s + L + H, 0] for s in starts]).astype("float32")  # (N, H)
-    return torch.from_numpy(X), torch.from_numpy(Y)
+    windows = series.unfold(0, L + H, 1)  # (rows-L-H+1, C, L+H), a view
+    w = windows[torch.from_numpy(starts)]  # (N, C, L+H), the copy
+    return w[:, :, :L].transpose(1, 2).contiguous(), w[:, 0, L:].contiguous()  # (N, L, C), (N, H)
 
 
 @torch.no_grad()
@@ -41,11 +53,14 @@ def val_mse(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch_size: int 
 
 def train_plain(setup: SpeedSetup) -> dict[str, Any]:
     """Train for ``cfg.train.epochs`` epochs; per-epoch seconds (training only) and val MSE."""
-    cfg, prep = setup.cfg, setup.prepared
+    cfg = setup.cfg
     L, H, B = cfg.window.input_size, cfg.window.horizon, cfg.train.batch_size
+    if (setup.train_index[:, 0] != 0).any() or (setup.val_index[:, 0] != 0).any():
+        raise ValueError("the plain loop trains on one series; the speed setup holds a panel of more")
     torch.manual_seed(cfg.train.seed)
-    X, Y = materialise(prep.series, setup.train_starts, L, H)
-    Xv, Yv = materialise(prep.series, setup.val_starts, L, H)
+    series = scaled_series(setup)
+    X, Y = materialise(series, setup.train_index[:, 1], L, H)
+    Xv, Yv = materialise(series, setup.val_index[:, 1], L, H)
     loader = DataLoader(
         TensorDataset(X, Y),
         batch_size=B,

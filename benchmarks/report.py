@@ -90,11 +90,19 @@ def inference_line(inf: dict[str, Any]) -> str:
 
 
 def windowing_line(w: dict[str, Any]) -> str:
-    """Peak bytes of building every window of the 10M-point series."""
+    """Peak bytes of windowing the 10M-point series: the panel's steps, or (a results file from
+    before the panel) the one-series views."""
+    gb = w["materialised_bytes_would_be"] / 1e9
+    if "steps" not in w:
+        return (
+            f"{w['peak_bytes']:,} bytes of new allocations for {w['n_windows']:,} windows "
+            f"(views: {_fmt(w['windows_share_memory'])}; copies would take {gb:.1f} GB)"
+        )
     return (
-        f"{w['peak_bytes']:,} bytes of new allocations for {w['n_windows']:,} windows "
-        f"(views: {_fmt(w['windows_share_memory'])}; copies would take "
-        f"{w['materialised_bytes_would_be'] / 1e9:.1f} GB)"
+        f"{w['peak_bytes']:,} bytes at peak ({w['peak_over_series']:.2f}x the series) for "
+        f"{w['n_windows']:,} windows: {w['windows_bytes']:,} for the ranges of every part, "
+        f"{w['val_index_bytes']:,} for the index of the {w['n_windows_by_part']['val']:,} val windows, "
+        f"{w['batch64_peak_bytes']:,} to gather a batch of 64; copies of every window would take {gb:.1f} GB"
     )
 
 
@@ -221,7 +229,7 @@ def report_rows(res: dict[str, Any]) -> list[tuple[str, Rows]]:
         ),
         (
             "Windowing memory (10M points, L=336, H=48)",
-            [("build every window", windowing_line(res["windowing"]))],
+            [("window every part, index val, gather 64", windowing_line(res["windowing"]))],
         ),
         ("Environment", env),
     ]

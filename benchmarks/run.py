@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` from any cwd
 
 from benchmarks.bench_data import CONTRACT_SHAPE, SPEED_SHAPES, speed_shape  # noqa: E402
-from benchmarks.harness import T0, environment, load_summary, log, sample_load  # noqa: E402
+from benchmarks.harness import T0, environment, load_summary, log, run_worker, sample_load  # noqa: E402
 from benchmarks.workers import ACCURACY_L, ACCURACY_PERIOD, WORKERS, worker_main  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
@@ -189,15 +189,15 @@ def run_accuracy_and_inference(a: argparse.Namespace, scratch: Path) -> dict[str
 def run_all(a: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     """Every step in order; the results dict with the contract keys on top."""
     from benchmarks.accuracy import bench_hourly_proxy
-    from benchmarks.micro import bench_windowing, peak_rss
+    from benchmarks.micro import peak_rss
     from benchmarks.speed import bench_cuda
 
     env = environment()
     load = sample_load("start")
     if load[0] > 0.5 * (env["cpus_usable"] or 1):
         log(f"warning: load average {load[0]:.1f} on {env['cpus_usable']} CPUs: timings will be noisy")
-    log("windowing: 10M-point series, tracemalloc")
-    w = bench_windowing()
+    log("windowing: 10M-point series as a panel of one, tracemalloc, in its own process")
+    w = run_worker("windowing", {}, scratch, timeout=None)
     log(f"windowing: peak {w['peak_bytes']:,} B for {w['n_windows']:,} windows")
     speed = run_speed(a, scratch)
     acc = run_accuracy_and_inference(a, scratch)

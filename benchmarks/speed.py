@@ -77,12 +77,14 @@ def setup_description(shape: str, quick: bool, epochs: int, threads: int | None)
         "timed": "every epoch but the first (warm-up); training steps only, validation excluded",
         "threads": threads or "torch default",
         "cpu_settings": CPU_SETTINGS,
-        "ours": "tsforecast.training.train.fit: unfold-view batches, batch split over train.cpu_shards threads "
-        "(one core each, gradients summed), bf16 autocast where the CPU has native bf16, fused AdamW, "
-        "cosine LR, grad clip",
+        "ours": "tsforecast.training.train.fit on the series as a panel of one: every train window once "
+        "per epoch in a seeded shuffle, each batch gathered from the panel (Panel.gather), batch split "
+        "over train.cpu_shards threads (one core each, gradients summed), bf16 autocast where the CPU "
+        "has native bf16, fused AdamW, cosine LR, grad clip",
         "seeds": "pair r runs both loops with train.seed + r",
-        "plain": "DataLoader(TensorDataset(materialised windows), shuffle=True), torch.optim.Adam "
-        "defaults, MSE, nothing tuned",
+        "plain": "DataLoader(TensorDataset(windows materialised with torch at the start rows of the "
+        "panel's train windows), shuffle=True), torch.optim.Adam defaults, MSE, nothing tuned; "
+        "validated on the same val windows as ours",
     }
 
 

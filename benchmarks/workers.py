@@ -1,4 +1,4 @@
-"""The subprocess workers: our training loop, the plain loop, and the pipeline for accuracy.
+"""The subprocess workers: our training loop, the plain loop, the pipeline for accuracy, windowing.
 
 Each runs in a fresh interpreter (``run.py --worker NAME --worker-args JSON --worker-out PATH``,
 started by :func:`harness.run_worker`) and writes one JSON dict.
@@ -7,8 +7,9 @@ Both training loops get the same process-wide CPU settings before they train:
 flush-denormal and the allocator thresholds (``tsforecast.training.train.fast_cpu_math``, as
 ``run_train`` calls it), so the speed comparison measures the loops, not those settings.
 
-This is the only module that imports ``tsforecast.training.train`` beyond ``build_model``; if names
-there move, the imports below are the ones to change.
+Beyond ``build_model`` (``plain_loop.py``) and ``val_index`` (``bench_data.py``), this is the only
+module that imports ``tsforecast.training``; if names there move, the imports below are the ones
+to change.
 """
 
 from __future__ import annotations
@@ -118,11 +119,17 @@ def worker_ours(args: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(args.get("device", "cpu"))
     settings = cpu_settings()
     rss_before, ru = _rss_mb(), _rusage()
-    _, info = fit(setup.cfg, setup.prepared, device, progress=False)
+    _, info = fit(setup.cfg, setup.panel, device, progress=False)
     ru = _rusage_delta(ru)
-    out = timed_summary(info["history"], info["n_train_windows"], setup.cfg.train.batch_size, ru)
+    if (info["windows_per_epoch"], info["n_val_windows"]) != (len(setup.train_index), len(setup.val_index)):
+        raise RuntimeError(
+            f"fit() trained on {info['windows_per_epoch']} windows an epoch and validated on "
+            f"{info['n_val_windows']}; the plain loop uses {len(setup.train_index)} and {len(setup.val_index)}"
+        )
+    out = timed_summary(info["history"], info["windows_per_epoch"], setup.cfg.train.batch_size, ru)
     out.update(
         loop="ours",
+        sample_by=info["sample_by"],
         shape=shape,
         recipe=recipe,
         fp32_unsharded=plain_math,
@@ -230,12 +237,15 @@ def worker_accuracy(args: dict[str, Any]) -> dict[str, Any]:
         "n_test_windows": ev["n_windows"],
         "lstm_mse_scaled": ev["mse_scaled"],
         "lstm_mae_scaled": ev["mae_scaled"],
+        # every baseline evaluate scored (naive2 too, since every data set is a panel), and the two
+        # that results.json has always quoted under their own keys
+        **{f"{name}_mse_scaled": base[name]["mse_scaled"] for name in base},
         "repeat_last_mse_scaled": base["repeat_last"]["mse_scaled"],
         "seasonal_naive_mse_scaled": base["seasonal_naive"]["mse_scaled"],
         "lstm_mase": ev["mase"],
         "seasonal_naive_mase": base["seasonal_naive"]["mase"],
         "beats": ev["beats"],
-        "beats_all": all(ev["beats"].values()),
+        "beats_all": all(ev["beats"].values()),  # every baseline in ``beats``
         "train_samples_per_second": tr["samples_per_second"],
         "stage_seconds": stage_s,
         "model_path": str(paths.models / "model.pt"),
@@ -243,7 +253,21 @@ def worker_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-WORKERS = {"ours": worker_ours, "plain": worker_plain, "accuracy": worker_accuracy}
+def worker_windowing(args: dict[str, Any]) -> dict[str, Any]:
+    """The windowing memory of a 10M-point panel of one, in its own process: building that panel
+    peaks near 900 MB, and a parent's ``ru_maxrss`` carries over into every worker it starts
+    afterwards (Linux keeps it across fork + exec), which would inflate their ``peak_rss_mb``."""
+    from benchmarks.micro import WINDOWING_ROWS, bench_windowing
+
+    return bench_windowing(args.get("rows", WINDOWING_ROWS))
+
+
+WORKERS = {
+    "ours": worker_ours,
+    "plain": worker_plain,
+    "accuracy": worker_accuracy,
+    "windowing": worker_windowing,
+}
 
 
 def worker_main(name: str, raw_args: str, out_path: str) -> int:

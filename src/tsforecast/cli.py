@@ -99,6 +99,24 @@ def _cmd_promote(args: argparse.Namespace) -> Any:
     )
 
 
+def _cmd_init(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from tsforecast import presets
+    from tsforecast.paths import Paths
+
+    if args.list or not args.preset:
+        print("\n".join(presets.describe(n) for n in presets.names()))
+        return
+    target = Path(args.params) if args.params else Paths.from_root(args.root).params
+    r = presets.write_preset(args.preset, target, force=args.force)
+    what = "wrote" if r.changed else "already holds"
+    print(
+        f"init: {r.params} {what} the {r.preset} preset (data.path {r.data_path}, register.model_name "
+        f"{r.model_name})\nnext: dvc repro (or make run)\nback: {r.undo}"
+    )
+
+
 def _cmd_summary(args: argparse.Namespace) -> None:
     from tsforecast.paths import Paths
     from tsforecast.summary import build_summary
@@ -236,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="promote even across task identities")
     p.add_argument("--reason", default="deliberate promotion", help="why, recorded on the version")
     p.set_defaults(func=_cmd_promote, title="promote")
+
+    p = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a shipped params.yaml preset (taylor: one series; m4-hourly: the M4 panel)",
+        description="Write the params.yaml of a shipped preset into the repo root: `taylor` (the "
+        "default, one half-hourly series) or `m4-hourly` (the 414 M4 hourly series as one panel, "
+        "registered under its own register.model_name). Undo with the other preset: "
+        "`tsforecast init --preset taylor`. A params.yaml with edits of your own is kept unless --force.",
+    )
+    p.add_argument("--preset", metavar="NAME", help="the preset to write (see --list)")
+    p.add_argument("--list", action="store_true", help="list the shipped presets and exit")
+    p.add_argument("--force", action="store_true", help="overwrite a params.yaml that is no preset")
+    p.set_defaults(func=_cmd_init, title="init")
 
     p = sub.add_parser(
         "summary",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tqdm import tqdm
 
 from tsforecast.config import scheduler_address_problem
-from tsforecast.errors import ConfigError, TsForecastError
+from tsforecast.errors import ConfigError, TransientError
 from tsforecast.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -46,10 +46,10 @@ MAX_LOCAL_WORKERS = 8
 TARGET_TASK_S = 0.05  # one task's run time we aim at: big enough to hide scheduling overhead
 
 
-class DaskUnavailableError(TsForecastError):
+class DaskUnavailableError(TransientError):
     """The Dask scheduler at ``orchestration.dask_address`` could not be reached.
 
-    Transient: the CLI should exit 75 (EX_TEMPFAIL) so that a retry may succeed.
+    Transient: the CLI exits 75 (EX_TEMPFAIL) for it, and the Prefect flows retry it.
     """
 
     exit_code = 75

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsforecast.errors import DataValidationError
 from tsforecast.data.freq import infer_offset
+from tsforecast.data.validate import run_validate
+from tsforecast.errors import DataValidationError
 from tsforecast.io import read_json
 from tsforecast.paths import VALIDATED_FILE
-from tsforecast.data.validate import run_validate
 
 
 def series(freq: str, n: int = 60, drop: slice | None = None, start: str = "2000-01-01") -> pd.DataFrame:

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.data.test_panel_validate import N, panel_frame, validate
+from tests.helpers.repos import validate
+from tests.helpers.series_frames import N, panel_frame
 from tsforecast.config import SplitConfig
-from tsforecast.errors import DataError
 from tsforecast.dataset.panel import PARTS, is_panel_dir, load_panel
-from tsforecast.paths import VALIDATED_FILE
 from tsforecast.dataset.window import run_window
+from tsforecast.errors import DataError
+from tsforecast.paths import VALIDATED_FILE
 
 COUNTS = SplitConfig(train=20, val=6, test=6)  # row counts: anchored at each series' end
 

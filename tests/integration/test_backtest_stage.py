@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import BIN, make_repo, run
+from tsforecast.dataset.panel import load_panel
 from tsforecast.evaluation.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
@@ -65,15 +66,15 @@ def test_repro_backtest_writes_the_contract_over_the_test_period(repo: Path) -> 
     assert METRIC_KEYS <= set(m)
     for name in ("repeat_last", "seasonal_naive"):
         assert METRIC_KEYS <= set(m["baselines"][name])
-    meta = json.loads((repo / "data/prepared/meta.json").read_text())
-    stamps = pd.read_parquet(repo / "data/prepared/timestamps.parquet").iloc[:, 0]
-    test_start, test_end = meta["bounds"]["test"]
+    panel = load_panel(repo / "data/prepared")  # one series: a panel of one
+    stamps = panel.timestamps(0)
+    test_start, test_end = panel.part_bounds("test")[0]
     cutoffs = [pd.Timestamp(c["cutoff"]) for c in m["by_cutoff"]]
     assert cutoffs == sorted(cutoffs)
     assert cutoffs[0] == stamps[test_start - 1]  # the first forecast covers the first test rows
-    assert cutoffs[-1] == stamps[test_end - 1 - meta["horizon"]]  # the last ends on the last row
+    assert cutoffs[-1] == stamps[test_end - 1 - panel.horizon]  # the last ends on the last row
     rows = pd.read_parquet(repo / "metrics/backtest.parquet")
-    assert len(rows) == 5 * meta["horizon"]
+    assert len(rows) == 5 * panel.horizon and "series" not in rows.columns
     assert (repo / "plots/backtest.png").is_file()
     assert "up to date" in dvc(repo, "status", "backtest").stdout
 

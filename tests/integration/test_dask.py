@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.panel_data import synthetic_values
+from benchmarks.scale_data import synthetic_values
 from tests.dask_cluster import dask_cluster
 from tests.dask_tasks import fail_on_three, score_chunk, slow_echo, worker_pid
 from tests.processes import free_port

@@ -13,8 +13,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from tests.helpers.eval_fixtures import ID, card_extra, noisy_model, panel_frame, write_repo
 from tests.mlflow_fixtures import init_store
-from tests.panel_eval_fixtures import ID, noisy_model, panel_extra, panel_frame, write_panel_repo
 from tsforecast import stages
 from tsforecast.config import load_config
 from tsforecast.dataset.panel import load_panel
@@ -53,7 +53,7 @@ def panel_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
         monkeypatch.delenv(key)
     root = tmp_path / "repo"
     frame = panel_frame([40, 44, 36, 48, 42], period=M, seed=1)
-    paths = write_panel_repo(
+    paths = write_repo(
         root,
         frame,
         SPLIT,
@@ -118,7 +118,7 @@ def test_the_task_identity_of_a_panel_names_its_id_column(panel_repo: Paths) -> 
 def test_the_gate_compares_panels_on_mse_scaled_and_a_worse_model_is_challenger(panel_repo: Paths) -> None:
     first = run("register", panel_repo)
     panel = load_panel(panel_repo.prepared)
-    save_model(noisy_model(L, H, seed=3), panel_repo.models / "model.pt", panel_extra(panel))
+    save_model(noisy_model(L, H, seed=3), panel_repo.models / "model.pt", card_extra(panel))
     run("evaluate", panel_repo)
     worse = json.loads((panel_repo.metrics / "evaluate.json").read_text())["mse_scaled"]
     assert worse > first.mse_scaled
@@ -149,7 +149,7 @@ def test_changed_panel_data_rescores_the_champion_on_the_new_windows(panel_repo:
     run("register", panel_repo)
     champion, _ = load_model(panel_repo.models / "model.pt")
     frame = panel_frame([44, 48, 40, 52, 46], period=M, seed=5)  # new rows: another draw, longer
-    paths = write_panel_repo(panel_repo.root, frame, SPLIT, WINDOW, model=seasonal_model(noise=0.05),
+    paths = write_repo(panel_repo.root, frame, SPLIT, WINDOW, model=seasonal_model(noise=0.05),
                              evaluate={"seasonal_period": M, "plot_windows": 2},
                              register={"model_name": NAME, "max_retries": 1, "retry_backoff_s": 0.1})  # fmt: skip
     run("evaluate", paths)

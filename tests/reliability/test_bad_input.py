@@ -304,7 +304,7 @@ PARAM_CASES = {
         (
             "params.yaml",
             "unknown key 'split.trian'",
-            "allowed keys here are ['train', 'val', 'test', 'lookback']",
+            "allowed keys here are ['train', 'val', 'test', 'lookback', 'anchor']",
         ),
         {"split.trian": 0.6},
     ),

@@ -93,7 +93,7 @@ def test_missing_keys_and_sections_take_the_defaults(tmp_path):
     assert cfg.data == DataConfig()
     assert cfg.data.path == "builtin:taylor" and cfg.data.covariates == ()
     assert cfg.model == ModelConfig()
-    assert cfg.evaluate == EvaluateConfig(seasonal_period=336, plot_windows=4)
+    assert cfg.evaluate == EvaluateConfig(seasonal_period="auto", plot_windows=4)
     assert cfg.register == RegisterConfig()
     assert cfg.register.alias == "champion"
 
@@ -273,9 +273,14 @@ def test_seasonal_period_equal_to_the_input_window_is_accepted():
     assert cfg.evaluate.seasonal_period == cfg.window.input_size == 48
 
 
-def test_lowering_input_size_below_the_default_period_needs_a_period_too():
-    message = _error({"window": {"input_size": 96}})
+def test_a_set_period_above_the_input_size_is_an_error_naming_both():
+    message = _error({"window": {"input_size": 96}, "evaluate": {"seasonal_period": 336}})
     assert "evaluate.seasonal_period=336 exceeds window.input_size=96" in message
+
+
+def test_an_auto_period_lets_the_input_size_be_lowered():
+    cfg = load_config(PARAMS, {"window.input_size": 96})
+    assert cfg.evaluate.seasonal_period == "auto"  # resolved on the data, at most the input size
 
 
 # ---------------------------------------------------------------- load_config: files and overrides
@@ -368,3 +373,15 @@ def test_section_hash_sees_a_default_made_explicit_as_the_same_config(tmp_path):
 def test_forecast_levels_must_be_distinct_percentages(levels, expected):
     assert expected in _error({"forecast": {"levels": levels}})
     assert "forecast.levels" in _error({"forecast": {"levels": levels}})
+
+
+@pytest.mark.parametrize(("n_series", "norm"), [(1, "last"), (3, "mean_std")])
+def test_auto_norm_follows_the_number_of_series(n_series, norm):
+    cfg = load_config(PARAMS)
+    assert cfg.model.window_norm == "auto" and cfg.train.loss == "mae"
+    assert cfg.model.resolved(n_series).window_norm == norm
+
+
+def test_a_set_norm_is_kept_whatever_the_number_of_series():
+    cfg = load_config(PARAMS, {"model.window_norm": "none"})
+    assert cfg.model.resolved(5).window_norm == "none" and cfg.model.resolved(1).window_norm == "none"

@@ -40,6 +40,19 @@ def test_mase_falls_back_to_lag_one_for_a_series_shorter_than_m() -> None:
     assert m4.mase_scale([np.array([1.0, 4.0, 2.0])], 24).tolist() == [2.5]
 
 
+def test_mase_uses_lag_one_unless_longer_than_m_and_one_value_has_no_scale() -> None:
+    insample = np.array([1.0, 3.0, 2.0, 5.0, 4.0])
+    assert m4.mase_scale(insample, 4).tolist() == [3.0]  # |4 - 1|: one lag-4 difference
+    assert m4.mase_scale(insample, 5).tolist() == [(2 + 1 + 3 + 1) / 4]  # as long as m: lag one
+    assert np.isnan(m4.mase_scale(np.array([3.0]), 1)).all()
+
+
+def test_smape_is_symmetric_and_bounded_by_200() -> None:
+    y, f = np.array([[1.0, -2.0, 5.0]]), np.array([[3.0, 2.0, 0.0]])
+    assert m4.smape(y, f) == pytest.approx(m4.smape(f, y))
+    assert m4.smape([[0.0]], [[7.0]]).tolist() == [200.0]
+
+
 def test_seasonal_naive_repeats_the_last_cycle() -> None:
     assert m4.seasonal_naive_forecast(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 3, 2).tolist() == [[4, 5, 4]]
 

@@ -49,3 +49,21 @@ def test_set_needs_key_equals_value() -> None:
     }
     with pytest.raises(SystemExit, match="expected key=value"):
         m4_accuracy.parse_set(["train.lr"])
+
+
+def test_trials_of_fit_panel_count_as_the_pipeline_trainer(capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = {"window.input_size": 168}
+    scores = {"owa": 0.55, "smape": 13.0, "mase": 1.0, "early_stop_part": {"owa": 0.5}}
+    base = {"overrides": overrides, "best_epoch": 3, "train_seconds": 1.0, **scores}
+    baselines = {"seasonal_naive": {"owa": 0.63}, "naive2": {"owa": 1.0}}
+    trials = [  # fit_panel: the same trainer before it merged into train.fit
+        {**base, "seed": 0, "trainer": "tsforecast.training.panel_train.fit_panel", "baselines": baselines},
+        {**base, "seed": 1, "trainer": m4_accuracy.TRAINER, "baselines": baselines, "owa": 0.57},
+        {**base, "seed": 2, "trainer": "interim", "baselines": baselines},
+    ]
+    final = m4_accuracy.summarise(trials, overrides)
+    assert final["seeds"] == [0, 1] and final["owa"]["median"] == pytest.approx(0.56)
+    assert m4_accuracy._same_run(trials[0], overrides, 0)  # a rerun at seed 0 replaces it
+    assert not m4_accuracy._same_run(trials[2], overrides, 2)
+    table = m4_accuracy.format_table({"trials": trials})
+    assert table.count("[interim loop]") == 1

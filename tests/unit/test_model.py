@@ -349,3 +349,55 @@ def test_load_refuses_weights_that_do_not_match_their_args(tmp_path):
     torch.save({"format": MODEL_FORMAT, "args": asdict(args), "state_dict": model.state_dict()}, path)
     with pytest.raises(ModelLoadError, match="weights do not match their constructor args"):
         load_model(path)
+
+
+# ---------------------------------------------------------------- an ensemble is one model
+
+
+def _ensemble(**kw) -> LSTMForecaster:
+    torch.manual_seed(0)
+    args = {"n_features": 2, "input_size": 12, "horizon": 3, "hidden_size": 4, "num_layers": 1}
+    return LSTMForecaster(**{**args, "member_inputs": (12, 6, 9), **kw})
+
+
+def test_an_ensemble_trains_every_member_and_serves_their_median():
+    model = _ensemble()
+    x = torch.randn(5, 12, 2)
+    model.train()
+    each = model(x)
+    assert each.shape == (3, 5, 3)  # (K, B, H): a loss against (B, H) trains each member on its own
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.train()(x).median(dim=0).values)
+
+
+def test_each_member_reads_only_its_own_lookback():
+    model = _ensemble(window_norm="none").eval()
+    x = torch.randn(2, 12, 2)
+    y = x.clone()
+    y[:, :3] += 100.0  # the first 3 steps: outside the 9- and 6-step members' lookbacks
+    with torch.no_grad():
+        a, b = model.members[1](x), model.members[1](y)
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(model.members[0](x), model.members[0](y))
+
+
+def test_an_ensemble_round_trips_through_the_model_file(tmp_path):
+    model = _ensemble().eval()
+    save_model(model, tmp_path / "m.pt", {"k": 1})
+    loaded, extra = load_model(tmp_path / "m.pt")
+    assert loaded.args.member_inputs == (12, 6, 9) and loaded.n_members == 3 and extra == {"k": 1}
+    x = torch.randn(4, 12, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_members_start_from_different_weights():
+    model = _ensemble(member_inputs=(12, 12))
+    a, b = model.members[0].head.weight, model.members[1].head.weight
+    assert not torch.equal(a, b)
+
+
+def test_a_member_input_larger_than_the_window_names_both():
+    with pytest.raises(ValueError, match=r"member_inputs\[1\]=20 exceeds input_size=12"):
+        _ensemble(member_inputs=(12, 20))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.panel_data import synthetic_panel
+from benchmarks.scale_data import synthetic_panel
 from tsforecast.config import SplitConfig, WindowConfig
 from tsforecast.dataset.panel import build_panel, load_panel, save_panel
 from tsforecast.dataset.sampling import WindowSampler

@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from tsforecast import cli, stages
-from tsforecast.config import Config, DataConfig, EvaluateConfig
+from tsforecast.config import Config, DataConfig, EvaluateConfig, OrchestrationConfig
 from tsforecast.errors import DataError, TransientError
+from tsforecast.execution import DASK_ADDRESS_ENV
+from tsforecast.parallel import DaskUnavailableError
 from tsforecast.paths import Paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,13 +33,20 @@ def test_dvc_yaml_has_the_table_s_stages_in_the_table_s_order() -> None:
 
 
 @pytest.mark.parametrize("spec", stages.STAGES, ids=lambda s: s.name)
-def test_dvc_params_list_exactly_the_sections_the_stage_function_takes(spec: stages.StageSpec) -> None:
+def test_dvc_params_list_exactly_the_result_sections_the_stage_function_takes(spec: stages.StageSpec) -> None:
     sections = spec.sections()
     assert set(sections) <= set(Config.model_fields), f"{spec.target}{sections}: not all params sections"
-    assert _param_sections(spec.name) == set(sections), (
+    assert _param_sections(spec.name) == set(spec.result_sections()), (
         f"dvc.yaml stage '{spec.name}' params {DVC_STAGES[spec.name].get('params')} "
-        f"vs {spec.target} parameters {sections}"
+        f"vs {spec.target} parameters {sections} less the execution sections {sorted(stages.EXECUTION_SECTIONS)}"
     )
+
+
+def test_where_work_runs_is_in_no_stage_s_dvc_params() -> None:
+    listed = {stage: _param_sections(stage) & stages.EXECUTION_SECTIONS for stage in DVC_STAGES}
+    assert listed == dict.fromkeys(DVC_STAGES, set())
+    takers = {s.name for s in stages.STAGES if "orchestration" in s.sections()}
+    assert takers == {"validate", "evaluate", "backtest", "forecast"}  # they read it, DVC does not track it
 
 
 @pytest.mark.parametrize("spec", stages.STAGES, ids=lambda s: s.name)
@@ -61,7 +70,7 @@ def fake_stage(data: DataConfig, evaluate: EvaluateConfig, paths: Paths) -> dict
 def test_run_passes_the_sections_the_signature_names_and_paths(tmp_path: Path) -> None:
     cfg = Config(evaluate=EvaluateConfig(seasonal_period=7))
     paths = Paths.from_root(tmp_path)
-    spec = stages.StageSpec("fake", "a test stage", f"{__name__}:fake_stage")
+    spec = stages.StageSpec("fake", "a test stage", lambda: fake_stage)
 
     got = spec.run(cfg, paths)
 
@@ -69,12 +78,31 @@ def test_run_passes_the_sections_the_signature_names_and_paths(tmp_path: Path) -
     assert got == {"data": cfg.data, "evaluate": cfg.evaluate, "paths": paths}
 
 
+def fake_parallel_stage(data: DataConfig, orchestration: OrchestrationConfig, paths: Paths) -> str | None:
+    return orchestration.dask_address
+
+
+def test_run_passes_the_dask_address_the_environment_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = Config(orchestration=OrchestrationConfig(dask_address="tcp://10.0.0.1:8786"))
+    spec = stages.StageSpec("fake", "a test stage", lambda: fake_parallel_stage)
+    paths = Paths.from_root(tmp_path)
+    monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
+    assert spec.run(cfg, paths) == "tcp://10.0.0.1:8786"
+    monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://127.0.0.1:9999")
+    assert spec.run(cfg, paths) == "tcp://127.0.0.1:9999"
+    monkeypatch.setenv(DASK_ADDRESS_ENV, "null")
+    assert spec.run(cfg, paths) is None
+    assert spec.result_sections() == ("data",)
+
+
 def not_a_section(data: DataConfig, colour: str, paths: Paths) -> None:
     raise AssertionError("not called")
 
 
 def test_a_parameter_that_is_no_section_is_named_in_the_error(tmp_path: Path) -> None:
-    spec = stages.StageSpec("bad", "", f"{__name__}:not_a_section")
+    spec = stages.StageSpec("bad", "", lambda: not_a_section)
     with pytest.raises(TypeError, match=r"parameter 'colour' is not a params.yaml section"):
         spec.run(Config(), Paths.from_root(tmp_path))
 
@@ -108,6 +136,15 @@ def test_cli_exits_75_for_a_transient_failure_with_one_error_line(
     assert err == f"error: {error}\n"
 
 
+def test_cli_exits_75_for_a_lost_dask_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = DaskUnavailableError("cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 10 s")
+    code, err = _main_with_stage_error(tmp_path, monkeypatch, capsys, error)
+    assert code == cli.EX_TEMPFAIL == 75
+    assert err == f"error: {error}\n"
+
+
 def test_cli_exits_1_for_a_user_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -124,3 +161,12 @@ def test_cli_help_imports_no_stage_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_stage_function_is_one_import_away_in_the_stage_table() -> None:
+    """dvc.yaml's `tsforecast <stage>` -> the table -> an import statement naming the function."""
+    source = Path(stages.__file__).read_text()
+    for spec in stages.STAGES:
+        f = spec.function()
+        assert f.__name__ == f"run_{spec.name}"
+        assert f"from {f.__module__} import {f.__name__}" in source

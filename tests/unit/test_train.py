@@ -1,4 +1,4 @@
-"""train.py: device choice, mixed precision, CPU sharding, and the training loop on a tiny series.
+"""train.py: device choice, mixed precision, CPU sharding, and training on one series and a tiny panel.
 
 There is no GPU on the build machines: the CUDA paths are covered by patching torch's
 device queries (``torch.cuda.is_available``, ``device_count``, ``is_bf16_supported``);
@@ -11,6 +11,7 @@ import contextlib
 import math
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +21,29 @@ import torch
 from torch import nn
 
 from tsforecast.config import Config, TrainConfig, load_config
-from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler, split_rows, window_starts
+from tsforecast.dataset.long import SERIES_ID
+from tsforecast.dataset.panel import Panel, build_panel, save_panel
 from tsforecast.errors import ConfigError, TrainingError
-from tsforecast.io import write_json
+from tsforecast.evaluation.intervals import Calibration
+from tsforecast.io import read_json
 from tsforecast.paths import Paths
 from tsforecast.training import inference as inference_mod
 from tsforecast.training import train as train_mod
-from tsforecast.training.inference import (
-    WindowBatches,
-    amp_context,
-    cpu_has_native_bf16,
-    predict_scaled,
-    select_device,
-)
+from tsforecast.training.card import ModelCard
+from tsforecast.training.inference import amp_context, cpu_has_native_bf16, select_device
 from tsforecast.training.model import LSTMForecaster, load_model
 from tsforecast.training.step import PlainStep, ShardedStep, cpu_shards, make_step
-from tsforecast.training.train import CHECKPOINT, build_model, fit, run_train, seed_everything
+from tsforecast.training.train import (
+    AUTO_WINDOWS_PER_EPOCH,
+    CHECKPOINT,
+    build_model,
+    fit,
+    residuals,
+    run_train,
+    seed_everything,
+    val_index,
+    windows_per_epoch,
+)
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 L, H = 24, 6  # window of the tiny series: one "day" in, a quarter of one out
@@ -75,39 +83,43 @@ def _cfg(**overrides) -> Config:
     return load_config(PARAMS, values)
 
 
-def _prepared(cfg: Config, rows: int = ROWS, seed: int = 0) -> Prepared:
-    """A daily sine plus noise (target) and a phase-shifted covariate, scaled on train rows."""
+def _frame(rows: int = ROWS, seed: int = 0, n_series: int = 1) -> pd.DataFrame:
+    """Daily sines plus noise (target ``y``) and a phase-shifted covariate ``x``, hourly; one
+    series under the implicit id, or ``n_series`` of different levels under ids s0, s1, ..."""
     rng = np.random.default_rng(seed)
     t = np.arange(rows)
-    target = np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(rows)
-    cov = np.cos(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(rows)
-    values = np.stack([target, cov], axis=1)  # (rows, 2)
-    bounds = split_rows(rows, cfg.split, cfg.window)
-    scaler = StandardScaler.fit(values[slice(*bounds.train)], ["y", "x"])
-    return Prepared(
-        series=scaler.transform(values).astype("float32"),
-        scaler=scaler,
-        bounds=bounds,
+    parts = []
+    for i in range(n_series):
+        target = 3.0 * i + (1 + i % 2) * np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(rows)
+        cov = np.cos(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(rows)
+        sid = "y" if n_series == 1 else f"s{i}"
+        ts = pd.date_range("2024-01-01", periods=rows, freq="h")
+        parts.append(pd.DataFrame({SERIES_ID: sid, "timestamp": ts, "y": target, "x": cov}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _panel(cfg: Config, rows: int = ROWS, seed: int = 0, n_series: int = 1) -> Panel:
+    """The panel the window stage builds: one series is a panel of one (id_column None)."""
+    panel = build_panel(
+        _frame(rows, seed, n_series),
+        id_column=SERIES_ID,
+        timestamp_column="timestamp",
         columns=["y", "x"],
-        timestamps=pd.date_range("2024-01-01", periods=rows, freq="h"),
+        split=cfg.split,
+        window=cfg.window,
         freq="h",
-        input_size=cfg.window.input_size,
-        horizon=cfg.window.horizon,
-        stride=cfg.window.stride,
+        anchor=cfg.split.anchor_for(n_series),
     )
+    return replace(panel, id_column=None if n_series == 1 else SERIES_ID)
 
 
-def _batches(prepared: Prepared, part: str) -> WindowBatches:
-    stride = prepared.stride if part == "train" else 1
-    starts = window_starts(prepared.bounds, part, prepared.input_size, prepared.horizon, stride)
-    return WindowBatches(
-        torch.from_numpy(prepared.series), torch.from_numpy(starts), prepared.input_size, prepared.horizon
-    )
+def _windows(panel: Panel, part: str) -> np.ndarray:
+    return panel.window_index(part)
 
 
-def _val_mse(model: nn.Module, prepared: Prepared) -> float:
-    p, t = predict_scaled(model, _batches(prepared, "val"), CPU)
-    return float(np.mean((p - t) ** 2))
+def _val_mse(model: nn.Module, panel: Panel) -> float:
+    idx, _ = val_index(panel, seed=0)
+    return float(np.mean(residuals(model, panel, idx, CPU) ** 2))
 
 
 def _without_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -314,18 +326,7 @@ def test_config_error_for_a_bad_shard_count_quotes_the_key_and_the_value(value):
     assert f"train.cpu_shards={value!r} is invalid" in str(e.value)
 
 
-# ---------------------------------------------------------------- WindowBatches / build_model
-
-
-def test_window_batches_cut_inputs_and_target_from_the_series():
-    series = torch.arange(40.0).reshape(20, 2)  # row r = (2r, 2r + 1)
-    wb = WindowBatches(series, torch.tensor([0, 3, 10]), L=4, H=2)
-    assert len(wb) == 3
-    x, y = wb.batch(torch.tensor([1, 2]))
-    assert x.shape == (2, 4, 2) and y.shape == (2, 2)
-    assert torch.equal(x[0], series[3:7])
-    assert torch.equal(x[1], series[10:14])
-    assert torch.equal(y, torch.stack([series[7:9, 0], series[14:16, 0]]))
+# ---------------------------------------------------------------- build_model
 
 
 def test_build_model_takes_its_arguments_from_the_config():
@@ -458,12 +459,12 @@ def test_make_step_gives_one_interface_whatever_the_shard_count(shards):
 # ---------------------------------------------------------------- fit
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_fit_twice_with_the_same_params_gives_the_same_history_and_weights(shards):
+@pytest.mark.parametrize(("shards", "n_series"), [(1, 1), (2, 1), (1, 3)])
+def test_fit_twice_with_the_same_params_gives_the_same_history_and_weights(shards, n_series):
     cfg = _cfg(model__num_layers=2, model__dropout=0.2, train__cpu_shards=shards, train__epochs=2)
-    prepared = _prepared(cfg)
-    model_a, info_a = fit(cfg, prepared, CPU, progress=False)
-    model_b, info_b = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg, n_series=n_series)
+    model_a, info_a = fit(cfg, panel, CPU, progress=False)
+    model_b, info_b = fit(cfg, panel, CPU, progress=False)
     assert len(info_a["history"]) == 2
     assert _without_timing(info_a["history"]) == _without_timing(info_b["history"])
     assert info_a["best_val_loss"] == info_b["best_val_loss"]
@@ -473,11 +474,11 @@ def test_fit_twice_with_the_same_params_gives_the_same_history_and_weights(shard
 
 def test_fit_with_forced_bf16_is_reproducible_and_really_autocasts(monkeypatch):
     cfg = _cfg(train__epochs=1)
-    prepared = _prepared(cfg)
-    _, fp32 = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    _, fp32 = fit(cfg, panel, CPU, progress=False)
     monkeypatch.setattr(inference_mod, "cpu_has_native_bf16", lambda: True)
-    model_a, bf16_a = fit(cfg, prepared, CPU, progress=False)
-    model_b, bf16_b = fit(cfg, prepared, CPU, progress=False)
+    model_a, bf16_a = fit(cfg, panel, CPU, progress=False)
+    model_b, bf16_b = fit(cfg, panel, CPU, progress=False)
     assert _without_timing(bf16_a["history"]) == _without_timing(bf16_b["history"])
     _assert_same_weights(model_a, model_b)
     assert math.isfinite(bf16_a["best_val_loss"])
@@ -489,13 +490,13 @@ def test_fit_with_forced_bf16_is_reproducible_and_really_autocasts(monkeypatch):
 
 def test_fit_returns_a_cpu_model_in_eval_mode_and_complete_info():
     cfg = _cfg(train__epochs=2)
-    prepared = _prepared(cfg)
-    model, info = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    model, info = fit(cfg, panel, CPU, progress=False)
     assert not model.training
     assert next(model.parameters()).device.type == "cpu"
     assert info["epochs"] == 2 and [h["epoch"] for h in info["history"]] == [1, 2]
-    assert info["n_train_windows"] == len(_batches(prepared, "train"))
-    assert info["n_val_windows"] == len(_batches(prepared, "val"))
+    assert info["n_train_windows"] == len(_windows(panel, "train"))
+    assert info["n_val_windows"] == len(_windows(panel, "val"))
     assert info["samples"] == 2 * info["n_train_windows"]
     assert info["n_params"] == model.n_params()
     assert info["resumed_from_epoch"] == 0 and info["stopped_early"] is False
@@ -507,8 +508,8 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     # `patience` worse ones long before `epochs` runs out.
     epochs, patience = 40, 2
     cfg = _cfg(train__epochs=epochs, train__patience=patience, train__lr=0.05, train__lr_schedule="constant")
-    prepared = _prepared(cfg)
-    model, info = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    model, info = fit(cfg, panel, CPU, progress=False)
     history, best_epoch, best = info["history"], info["best_epoch"], info["best_val_loss"]
 
     assert info["stopped_early"] is True
@@ -517,21 +518,21 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     assert history[best_epoch - 1]["val_loss"] == best == min(h["val_loss"] for h in history)
     assert history[-1]["val_loss"] > best
     # the model handed back is the best epoch's, not the last one's
-    assert _val_mse(model, prepared) == pytest.approx(best, rel=1e-6)
-    assert _val_mse(model, prepared) != pytest.approx(history[-1]["val_loss"], rel=1e-6)
+    assert _val_mse(model, panel) == pytest.approx(best, rel=1e-6)
+    assert _val_mse(model, panel) != pytest.approx(history[-1]["val_loss"], rel=1e-6)
 
 
 def test_no_early_stop_while_val_loss_keeps_improving_within_patience():
     cfg = _cfg(train__epochs=3, train__patience=5)
-    _, info = fit(cfg, _prepared(cfg), CPU, progress=False)
+    _, info = fit(cfg, _panel(cfg), CPU, progress=False)
     assert info["epochs"] == 3 and info["stopped_early"] is False
 
 
 def test_cosine_schedule_lowers_the_lr_to_five_percent_by_the_last_epoch():
     epochs, lr = 4, 0.01
     cfg = _cfg(train__epochs=epochs, train__lr=lr, train__lr_schedule="cosine")
-    prepared = _prepared(cfg)
-    _, info = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    _, info = fit(cfg, panel, CPU, progress=False)
     lrs = [h["lr"] for h in info["history"]]
     assert len(lrs) == epochs
     assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False)), lrs
@@ -544,7 +545,7 @@ def test_cosine_schedule_lowers_the_lr_to_five_percent_by_the_last_epoch():
 
 def test_constant_schedule_keeps_the_lr():
     cfg = _cfg(train__epochs=3, train__lr=0.01, train__lr_schedule="constant")
-    _, info = fit(cfg, _prepared(cfg), CPU, progress=False)
+    _, info = fit(cfg, _panel(cfg), CPU, progress=False)
     assert [h["lr"] for h in info["history"]] == pytest.approx([0.01] * 3, rel=1e-12)
 
 
@@ -554,12 +555,12 @@ def test_constant_schedule_keeps_the_lr():
 def test_first_epoch_train_loss_is_the_configured_loss_of_the_initial_model(name, loss_fn):
     # one batch per epoch: epoch 1's train loss is the loss of the initial weights on every window
     cfg = _cfg(train__epochs=1, train__batch_size=4096, train__loss=name)
-    prepared = _prepared(cfg)
-    _, info = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    _, info = fit(cfg, panel, CPU, progress=False)
     seed_everything(cfg.train.seed)  # fit seeds, then builds the model: the same initial weights
     initial = build_model(cfg, n_features=2)
-    train_b = _batches(prepared, "train")
-    x, y = train_b.batch(torch.arange(len(train_b)))
+    index = _windows(panel, "train")
+    x, y = (torch.from_numpy(np.ascontiguousarray(a)) for a in panel.gather(index[:, 0], index[:, 1]))
     with torch.no_grad():
         pred = initial.train()(x)
         expected = loss_fn(pred, y).item()
@@ -570,48 +571,42 @@ def test_first_epoch_train_loss_is_the_configured_loss_of_the_initial_model(name
 
 def test_huber_loss_trains_the_model():
     cfg = _cfg(train__epochs=3, train__loss="huber", train__lr=0.01)
-    prepared = _prepared(cfg)
-    model, info = fit(cfg, prepared, CPU, progress=False)
+    panel = _panel(cfg)
+    model, info = fit(cfg, panel, CPU, progress=False)
     seed_everything(cfg.train.seed)
     untrained = build_model(cfg, n_features=2)
     history = info["history"]
     assert all(math.isfinite(h["train_loss"]) for h in history)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert _val_mse(model, prepared) < 0.5 * _val_mse(untrained, prepared)
+    assert _val_mse(model, panel) < 0.5 * _val_mse(untrained, panel)
 
 
-def _prepared_with_bounds(cfg: Config, bounds: SplitBounds, rows: int = 120) -> Prepared:
-    full = _prepared(cfg, rows=ROWS)
-    return Prepared(
-        series=full.series[:rows],
-        scaler=full.scaler,
-        bounds=bounds,
-        columns=full.columns,
-        timestamps=full.timestamps[:rows],
-        freq=full.freq,
-        input_size=L,
-        horizon=H,
-        stride=1,
-    )
+def _with_bounds(panel: Panel, train: tuple[int, int], val: tuple[int, int], test: tuple[int, int]) -> Panel:
+    bounds = np.array([[train, val, test]], dtype=np.int64)  # (1, 3, 2)
+    return replace(panel, bounds=bounds, look_back=True)
 
 
 def test_fit_without_train_windows_names_the_split_and_the_window():
     cfg = _cfg()
-    prepared = _prepared_with_bounds(cfg, SplitBounds((0, L + H - 1), (29, 80), (80, 120), look_back=True))
-    with pytest.raises(TrainingError, match=re.escape("no train windows; check split.* and window.*")):
-        fit(cfg, prepared, CPU, progress=False)
+    panel = _with_bounds(_panel(cfg, rows=120), (0, L + H - 1), (29, 80), (80, 120))
+    with pytest.raises(
+        TrainingError, match=re.escape("no train windows in any series; check split.* and window.*")
+    ):
+        fit(cfg, panel, CPU, progress=False)
 
 
 def test_fit_without_val_windows_names_the_split_and_the_window():
     cfg = _cfg()
-    prepared = _prepared_with_bounds(cfg, SplitBounds((0, 80), (80, 80 + H - 1), (85, 120), look_back=True))
-    with pytest.raises(TrainingError, match=re.escape("no val windows; check split.* and window.*")):
-        fit(cfg, prepared, CPU, progress=False)
+    panel = _with_bounds(_panel(cfg, rows=120), (0, 80), (80, 80 + H - 1), (85, 120))
+    with pytest.raises(
+        TrainingError, match=re.escape("no val windows in any series; check split.* and window.*")
+    ):
+        fit(cfg, panel, CPU, progress=False)
 
 
 def test_a_nan_loss_stops_training_naming_the_epoch_the_batch_and_the_fix(monkeypatch):
     cfg = _cfg(train__epochs=2)
-    prepared = _prepared(cfg)
+    panel = _panel(cfg)
     real = nn.MSELoss()
 
     class NanAtSecondBatch(nn.Module):
@@ -623,25 +618,36 @@ def test_a_nan_loss_stops_training_naming_the_epoch_the_batch_and_the_fix(monkey
             return out * float("nan") if NanAtSecondBatch.calls == 2 else out
 
     monkeypatch.setattr(train_mod, "make_loss", lambda name: NanAtSecondBatch())
-    steps = math.ceil(len(_batches(prepared, "train")) / cfg.train.batch_size)
+    steps = math.ceil(len(_windows(panel, "train")) / cfg.train.batch_size)
     message = f"train loss is nan at epoch 1, batch 2/{steps}; training stopped - lower train.lr"
     with pytest.raises(TrainingError, match=re.escape(message)):
-        fit(cfg, prepared, CPU, progress=False)
+        fit(cfg, panel, CPU, progress=False)
 
 
 # ---------------------------------------------------------------- checkpoints and resume
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_a_run_interrupted_after_an_epoch_resumes_to_the_unbroken_result(tmp_path, monkeypatch, shards):
+@pytest.mark.parametrize(("shards", "n_series"), [(1, 1), (2, 1), (1, 3), (2, 3)])
+def test_a_run_interrupted_after_an_epoch_resumes_to_the_unbroken_result(
+    tmp_path, monkeypatch, shards, n_series
+):
     cfg = _cfg(
         train__epochs=3, train__resume=True, train__cpu_shards=shards, model__num_layers=2, model__dropout=0.2
     )
-    prepared = _prepared(cfg)
-    unbroken_model, unbroken = fit(cfg, prepared, CPU, tmp_path / "a.pt", "fp", progress=False)
+    if n_series > 1:  # a sampled epoch: the resumed run must draw the windows an unbroken one would
+        cfg = _cfg(
+            train__epochs=3,
+            train__resume=True,
+            train__cpu_shards=shards,
+            model__num_layers=2,
+            model__dropout=0.2,
+            train__windows_per_epoch=96,
+        )
+    panel = _panel(cfg, n_series=n_series)
+    unbroken_model, unbroken = fit(cfg, panel, CPU, tmp_path / "a.pt", "fp", progress=False)
 
     ckpt = tmp_path / CHECKPOINT
-    real_predict = train_mod.predict_scaled
+    real_predict = train_mod.residuals
     calls = {"n": 0}
 
     def dies_in_epoch_3(*args, **kwargs):
@@ -650,13 +656,13 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_unbroken_result(tmp_pat
             raise KeyboardInterrupt  # killed after epoch 3's steps, before its checkpoint
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "predict_scaled", dies_in_epoch_3)
+    monkeypatch.setattr(train_mod, "residuals", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, prepared, CPU, ckpt, "fp", progress=False)
-    monkeypatch.setattr(train_mod, "predict_scaled", real_predict)
+        fit(cfg, panel, CPU, ckpt, "fp", progress=False)
+    monkeypatch.setattr(train_mod, "residuals", real_predict)
     assert torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] == 2
 
-    resumed_model, resumed = fit(cfg, prepared, CPU, ckpt, "fp", progress=False)
+    resumed_model, resumed = fit(cfg, panel, CPU, ckpt, "fp", progress=False)
     assert resumed["resumed_from_epoch"] == 2
     assert _without_timing(resumed["history"]) == _without_timing(unbroken["history"])
     _assert_same_weights(resumed_model, unbroken_model)
@@ -664,41 +670,24 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_unbroken_result(tmp_pat
 
 def test_a_checkpoint_of_other_params_or_a_damaged_one_is_not_resumed(tmp_path):
     cfg = _cfg(train__epochs=1, train__resume=True)
-    prepared = _prepared(cfg)
+    panel = _panel(cfg)
     ckpt = tmp_path / CHECKPOINT
-    fit(cfg, prepared, CPU, ckpt, "old-params", progress=False)
+    fit(cfg, panel, CPU, ckpt, "old-params", progress=False)
     assert ckpt.is_file()
-    _, info = fit(cfg, prepared, CPU, ckpt, "new-params", progress=False)
+    _, info = fit(cfg, panel, CPU, ckpt, "new-params", progress=False)
     assert info["resumed_from_epoch"] == 0 and info["epochs"] == 1
 
     ckpt.write_bytes(b"not a checkpoint")
-    _, info = fit(cfg, prepared, CPU, ckpt, "new-params", progress=False)
+    _, info = fit(cfg, panel, CPU, ckpt, "new-params", progress=False)
     assert info["resumed_from_epoch"] == 0 and info["epochs"] == 1
 
 
 # ---------------------------------------------------------------- run_train
 
 
-def _write_prepared(root: Path, prepared: Prepared) -> Paths:
+def _write_prepared(root: Path, panel: Panel) -> Paths:
     paths = Paths(root)
-    d = paths.prepared
-    d.mkdir(parents=True)
-    np.save(d / "series.npy", prepared.series)
-    write_json(d / "scaler.json", prepared.scaler.to_dict())
-    b = prepared.bounds
-    write_json(
-        d / "meta.json",
-        {
-            "columns": prepared.columns,
-            "bounds": {p: list(b.rows(p)) for p in ("train", "val", "test")},
-            "look_back": b.look_back,
-            "input_size": prepared.input_size,
-            "horizon": prepared.horizon,
-            "stride": prepared.stride,
-            "freq": prepared.freq,
-        },
-    )
-    pd.DataFrame({"timestamp": prepared.timestamps}).to_parquet(d / "timestamps.parquet", index=False)
+    save_panel(panel, paths.prepared)
     return paths
 
 
@@ -707,8 +696,8 @@ def test_run_train_writes_the_model_metrics_and_plots_and_drops_the_checkpoint(t
     # fast_cpu_math flips process-wide switches (flush denormals, mallopt); keep them off this process
     monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
     cfg = _cfg(train__epochs=2, train__resume=True)
-    prepared = _prepared(cfg)
-    paths = _write_prepared(tmp_path, prepared)
+    panel = _panel(cfg)
+    paths = _write_prepared(tmp_path, panel)
 
     result = run_train(cfg.window, cfg.model, cfg.train, paths)
 
@@ -716,7 +705,7 @@ def test_run_train_writes_the_model_metrics_and_plots_and_drops_the_checkpoint(t
     model, extra = load_model(paths.models / "model.pt")
     assert model.args.n_features == 2 and (model.args.input_size, model.args.horizon) == (L, H)
     assert extra["columns"] == ["y", "x"] and extra["best_epoch"] == result.best_epoch
-    assert _val_mse(model, prepared) == pytest.approx(result.best_val_loss, abs=1e-6)
+    assert _val_mse(model, panel) == pytest.approx(result.best_val_loss, abs=1e-6)
     assert {"model.pt", "scaler.json", "config.json", "meta.json"} <= {p.name for p in paths.models.iterdir()}
     metrics = pd.read_json(paths.metrics / "train.json", typ="series")
     assert metrics["epochs"] == 2 and metrics["device"] == "cpu"
@@ -725,13 +714,147 @@ def test_run_train_writes_the_model_metrics_and_plots_and_drops_the_checkpoint(t
     assert not (paths.checkpoints / CHECKPOINT).exists()
 
 
-def test_run_train_refuses_prepared_data_of_another_window(tmp_path, monkeypatch):
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_run_train_refuses_prepared_data_of_another_window(tmp_path, monkeypatch, n_series):
     monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
-    paths = _write_prepared(tmp_path, _prepared(_cfg()))
+    paths = _write_prepared(tmp_path, _panel(_cfg(), n_series=n_series))
     cfg = _cfg(window__input_size=48)
     message = f"data/prepared/ was built for (input_size, horizon)={(L, H)} but params say {(48, H)}"
     with pytest.raises(TrainingError, match=re.escape(message)):
         run_train(cfg.window, cfg.model, cfg.train, paths)
+
+
+def test_run_train_on_a_panel_writes_per_series_scalers_intervals_and_panel_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
+    cfg = _cfg(train__epochs=2, train__windows_per_epoch=64)
+    panel = _panel(cfg, n_series=4)
+    paths = _write_prepared(tmp_path, panel)
+
+    result = run_train(cfg.window, cfg.model, cfg.train, paths)
+
+    model, extra = load_model(paths.models / "model.pt")
+    card = ModelCard.from_extra(extra)
+    assert card.id_column == SERIES_ID and card.timestamp_column == "timestamp" and card.columns == ("y", "x")
+    frame = _frame(n_series=4)
+    assert card.series_scalers.ids == ["s0", "s1", "s2", "s3"]
+    n_train = int(panel.part_bounds("train")[0, 1])
+    for i, sid in enumerate(card.series_scalers.ids):  # each series' own train rows
+        y = frame.loc[frame[SERIES_ID] == sid, "y"].to_numpy()[:n_train].astype(np.float32)
+        assert card.series_scalers.mean[i][0] == pytest.approx(y.mean(), rel=1e-5, abs=1e-6)
+        assert card.series_scalers.std[i][0] == pytest.approx(y.std(), rel=1e-4)
+    assert card.calibration.n == panel.windows("val").total and card.intervals["quantiles"]
+    assert isinstance(card.calibration, Calibration)
+    metrics = read_json(paths.metrics / "train.json")
+    contract = {"epochs", "best_val_loss", "train_seconds", "samples_per_second", "device", "n_params"}
+    assert contract <= set(metrics)
+    assert (metrics["n_series"], metrics["windows_per_epoch"], metrics["sample_by"]) == (4, 64, "series")
+    assert metrics["val_sampled"] is False and result.epochs == 2 and result.device == "cpu"
+    meta = read_json(paths.models / "meta.json")
+    assert "series_scalers" not in meta and meta["id_column"] == SERIES_ID  # the big table stays in model.pt
+    assert read_json(paths.models / "scaler.json")["ids"] == ["s0", "s1", "s2", "s3"]
+    assert not (paths.checkpoints / CHECKPOINT).exists()
+
+
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_cuda_is_chosen_when_present_and_asked_for(tmp_path, monkeypatch, n_series):
+    """The GPU pool trains the model: device selection reaches fit (CUDA faked here, the model
+    then trains on the CPU device it is handed)."""
+    seen = {}
+    real_fit = train_mod.fit
+
+    def fake_fit(cfg, panel, device, *args, **kwargs):
+        seen["device"] = device
+        return real_fit(cfg, panel, CPU, *args, **kwargs)
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setattr(train_mod, "fast_cpu_math", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(train_mod, "fit", fake_fit)
+    cfg = _cfg(train__device="auto", train__epochs=1)
+    paths = _write_prepared(tmp_path, _panel(cfg, n_series=n_series))
+    result = run_train(cfg.window, cfg.model, cfg.train, paths)
+    assert seen["device"] == torch.device("cuda") and result.device == "cuda"
+
+
+# ---------------------------------------------------------------- epochs and sampling
+
+
+def test_auto_windows_per_epoch_is_every_window_up_to_16384_then_16384_drawn():
+    auto = _cfg(train__windows_per_epoch="auto").train
+    assert AUTO_WINDOWS_PER_EPOCH == 16384
+    assert windows_per_epoch(auto, total=2439) is None  # every window once (one series, a small panel)
+    assert windows_per_epoch(auto, total=16384) is None
+    assert windows_per_epoch(auto, total=16385) == 16384  # a large panel: a fixed-size drawn epoch
+    assert windows_per_epoch(_cfg(train__windows_per_epoch=100).train, total=10) == 100
+
+
+@pytest.mark.parametrize("n_series", [3, 40])
+def test_an_epoch_is_the_configured_number_of_windows_whatever_the_series_count(n_series):
+    cfg = _cfg(train__windows_per_epoch=48, train__epochs=2)
+    panel = _panel(cfg, rows=120, n_series=n_series)
+    _, info = fit(cfg, panel, CPU, progress=False)
+    assert info["samples"] == 2 * 48  # 48 sampled windows per epoch, for 3 or 40 series alike
+    assert info["windows_per_epoch"] == 48 and info["n_series"] == n_series
+    assert info["n_train_windows"] == panel.windows("train").total  # the panel's full set, for reference
+
+
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_an_auto_epoch_of_a_small_panel_is_every_train_window_once(n_series):
+    cfg = _cfg(train__epochs=2)
+    panel = _panel(cfg, n_series=n_series)
+    _, info = fit(cfg, panel, CPU, progress=False)
+    total = panel.windows("train").total
+    assert info["samples"] == 2 * total and info["windows_per_epoch"] == total
+    assert info["sample_by"] == "every window"
+
+
+def test_val_windows_beyond_the_cap_are_a_fixed_seeded_sample():
+    cfg = _cfg()
+    panel = _panel(cfg, n_series=3)
+    total = panel.windows("val").total
+    a, n = val_index(panel, seed=1, cap=10)
+    b, _ = val_index(panel, seed=1, cap=10)
+    c, _ = val_index(panel, seed=2, cap=10)
+    assert n == total > 10 and len(a) == 10
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert {tuple(r) for r in a} <= {tuple(r) for r in panel.window_index("val")}
+
+
+@pytest.mark.parametrize("by", ["series", "windows"])
+def test_sampling_by_series_and_by_windows_both_train(by):
+    cfg = _cfg(train__sample_by=by, train__epochs=1, train__windows_per_epoch=64)
+    _, info = fit(cfg, _panel(cfg, rows=120, n_series=4), CPU, progress=False)
+    assert info["sample_by"] == by and info["epochs"] == 1
+
+
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_fit_returns_the_best_model_whose_val_mse_is_the_best_val_loss(n_series):
+    cfg = _cfg(train__epochs=2)
+    panel = _panel(cfg, n_series=n_series)
+    model, info = fit(cfg, panel, CPU, progress=False)
+    idx, total = val_index(panel, cfg.train.seed)
+    assert len(idx) == total == info["n_val_windows"] and not info["val_sampled"]
+    assert _val_mse(model, panel) == pytest.approx(info["best_val_loss"], rel=1e-6)
+
+
+# ---------------------------------------------------------------- refit
+
+
+@pytest.mark.parametrize("n_series", [1, 3])
+def test_refit_trains_on_every_row_through_the_part_for_the_given_epochs(n_series):
+    cfg = _cfg(train__epochs=3)
+    panel = _panel(cfg, n_series=n_series)
+    first, _ = fit(cfg, panel, CPU, progress=False)
+    again, info = train_mod.refit(cfg, panel, epochs=2, device=CPU, through="test", progress=False)
+    full = panel.train_through("test")
+    assert (full.part_bounds("train")[:, 1] == panel.lengths).all()  # train runs to each series' end
+    np.testing.assert_array_equal(full.mean, panel.mean)  # the scaled axis does not move
+    assert info["epochs"] == 2 and info["n_train_windows"] == full.windows("train").total
+    assert info["n_val_windows"] == 0 and info["best_epoch"] == 2  # no validation: the last epoch kept
+    assert not torch.equal(first.head.weight, again.head.weight)
 
 
 # ---------------------------------------------------------------- a real GPU, where there is one
@@ -740,9 +863,18 @@ def test_run_train_refuses_prepared_data_of_another_window(tmp_path, monkeypatch
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_on_cuda_trains_and_hands_back_a_cpu_model():
     cfg = _cfg(train__device="cuda", train__epochs=2)
-    prepared = _prepared(cfg)
+    panel = _panel(cfg)
     device = select_device(cfg.train.device)
-    model, info = fit(cfg, prepared, device, progress=False)
+    model, info = fit(cfg, panel, device, progress=False)
     assert next(model.parameters()).device.type == "cpu"
     assert all(math.isfinite(h["val_loss"]) for h in info["history"])
-    assert _val_mse(model, prepared) == pytest.approx(info["best_val_loss"], rel=1e-2)
+    assert _val_mse(model, panel) == pytest.approx(info["best_val_loss"], rel=1e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_of_a_panel_on_cuda_trains_and_hands_back_a_cpu_model():
+    cfg = _cfg(train__device="cuda", train__windows_per_epoch=256)
+    panel = _panel(cfg, n_series=5)
+    model, info = fit(cfg, panel, torch.device("cuda"), progress=False)
+    assert next(model.parameters()).device.type == "cpu"
+    assert _val_mse(model, panel) == pytest.approx(info["best_val_loss"], rel=1e-2)

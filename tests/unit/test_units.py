@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import matplotlib.axes
-import numpy as np
-import pandas as pd
 import pytest
 
-from tests.unit.test_evaluate import N_ROWS, PERIOD, H, L, _model, _series
-from tsforecast.config import BUILTIN_TAYLOR, config_from_dict
-from tsforecast.dataset.window import run_window
+from tests.helpers.eval_fixtures import PERIOD, pattern_frame, write_repo
+from tsforecast.config import BUILTIN_TAYLOR, load_config
 from tsforecast.evaluation.evaluate import run_evaluate
 from tsforecast.evaluation.units import value_label
-from tsforecast.io import write_json
-from tsforecast.paths import VALIDATED_FILE, VALIDATED_META, Paths
-from tsforecast.training.model import save_model
+
+L, H = 8, 3
 
 
 def test_the_default_data_is_in_megawatts() -> None:
@@ -27,29 +23,20 @@ def test_a_users_file_is_labelled_with_its_target() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "target", "label"), [(BUILTIN_TAYLOR, "demand", "demand (MW)"), ("x.csv", "y", "y")]
+    ("path", "target", "label", "S"), [(BUILTIN_TAYLOR, "demand", "demand (MW)", 1), ("x.csv", "y", "y", 3)]
 )
-def test_the_forecast_plots_value_axis_carries_the_unit(tmp_path, monkeypatch, path, target, label) -> None:
-    cfg = config_from_dict(
-        {
-            "data": {"path": path, "target": target},
-            "split": {"train": 36, "val": 12, "test": 12},
-            "window": {"input_size": L, "horizon": H},
-            "evaluate": {"seasonal_period": PERIOD, "plot_windows": 2},
-        }
+def test_the_forecast_plots_value_axis_carries_the_unit(
+    tmp_path, monkeypatch, path, target, label, S
+) -> None:
+    paths = write_repo(
+        tmp_path,
+        pattern_frame(S),
+        {"train": 36, "val": 12, "test": 12},
+        {"input_size": L, "horizon": H},
+        evaluate={"seasonal_period": PERIOD, "plot_windows": 2},
     )
-    paths = Paths.from_root(tmp_path)
-    paths.validated.mkdir(parents=True)
-    frame = pd.DataFrame(
-        {
-            "timestamp": pd.date_range("2024-01-01", periods=N_ROWS, freq="30min"),
-            target: 100 + 10 * _series()[:, 0].astype(np.float64),
-        }
-    )
-    frame.to_parquet(paths.validated / VALIDATED_FILE, index=False)
-    write_json(paths.validated / VALIDATED_META, {"freq": "30min"})
-    run_window(cfg.data, cfg.split, cfg.window, paths)
-    save_model(_model("repeat_last"), paths.models / "model.pt")
+    cfg = load_config(paths.params)
+    data = cfg.data.model_copy(update={"path": path, "target": target})  # the label reads only these
     labels: list[str] = []
     original = matplotlib.axes.Axes.set_ylabel
 
@@ -59,7 +46,7 @@ def test_the_forecast_plots_value_axis_carries_the_unit(tmp_path, monkeypatch, p
 
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", record)
 
-    run_evaluate(cfg.data, cfg.evaluate, cfg.forecast, paths)
+    run_evaluate(data, cfg.evaluate, cfg.forecast, paths)
 
     assert label in labels
     assert "MSE (train-fit standard scale, unitless)" in labels

@@ -1,9 +1,9 @@
-"""Running a Great Expectations suite (GX 1.x API) and turning its results into plain JSON.
+"""Running the validate stage's Great Expectations suites (GX 1.x API); their results as plain JSON.
 
-Shared by the validate stage's one-series path (:mod:`tsforecast.data.validate`) and its panel
-path (:mod:`tsforecast.data.panel_validate`): an ephemeral context, a pandas data source, a
-whole-dataframe batch definition, an ExpectationSuite, a ValidationDefinition and a
-Checkpoint with an UpdateDataDocsAction that builds the Data Docs site.
+One ephemeral context with a pandas data source; per suite (:class:`tsforecast.data.expectations.Suite`)
+a dataframe asset with a whole-dataframe batch definition, an ExpectationSuite, a
+ValidationDefinition and a Checkpoint; then one build of the Data Docs site, which shows every
+suite and its results (one build, not one per checkpoint: the build is most of GX's time).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from tsforecast.data.expectations import SHOWN, Plan
+from tsforecast.data.expectations import Suite
+from tsforecast.data.messages import SHOWN
 
 SITE_NAME = "tsforecast"
-SUITE_NAME = "raw_series"
 
 
 def _gx_quiet() -> None:
@@ -32,11 +32,13 @@ def _gx_quiet() -> None:
 
 
 def expectation_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The report's row per expectation: its type, column, success, details and message."""
+    """The report's row per expectation: its type, the column it concerns, the column GX checked
+    (the series suite checks one number a series), success, details and message."""
     return [
         {
             "expectation": r["expectation"],
             "column": r["column"],
+            "gx_column": r["gx_column"],
             "success": r["success"],
             "details": {**details(r["result"]), **({"message": r["message"]} if r.get("message") else {})},
         }
@@ -44,14 +46,17 @@ def expectation_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def run_checks(plan: Plan, docs_dir: Path, prefix: str = "") -> tuple[list[dict[str, Any]], list[str]]:
-    """:func:`run_suite`, then a message on each result (None when it passed) and the failure lines.
+def run_checks(
+    suites: list[Suite], docs_dir: Path, prefix: str = ""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """:func:`run_suites`, then a message on each result (None when it passed) and the failure lines.
 
     ``prefix`` (e.g. ``"data/raw/data.parquet: "``) starts a message GX itself could not evaluate.
     """
-    results = run_suite(plan, docs_dir)
+    results = run_suites(suites, docs_dir)
     lines = []
-    for check, res in zip(plan.checks, results, strict=True):
+    checks = [check for suite in suites for check in suite.checks]
+    for check, res in zip(checks, results, strict=True):
         res["message"] = None
         if not res["success"]:
             res["message"] = (
@@ -64,15 +69,13 @@ def run_checks(plan: Plan, docs_dir: Path, prefix: str = "") -> tuple[list[dict[
     return results, lines
 
 
-def run_suite(plan: Plan, docs_dir: Path) -> list[dict[str, Any]]:
-    """Run the checks through a GX checkpoint, building the Data Docs site in ``docs_dir``.
+def run_suites(suites: list[Suite], docs_dir: Path) -> list[dict[str, Any]]:
+    """Run each suite through a GX checkpoint, then build one Data Docs site in ``docs_dir``.
 
-    Returns one dict per check: the expectation's type, column, success and result.
+    Returns one dict per check, in order: the expectation's type, column, success and result.
     """
     _gx_quiet()
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -93,38 +96,49 @@ def run_suite(plan: Plan, docs_dir: Path) -> list[dict[str, Any]]:
         progress_bars=ProgressBarsConfig(globally=False),
     )
     context = gx.get_context(project_config=config, mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("tsforecast")
-        .add_dataframe_asset("raw")
-        .add_batch_definition_whole_dataframe("whole series")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for check in plan.checks:
-        suite.add_expectation(check.expectation)
+    source = context.data_sources.add_pandas("tsforecast")
+    results = [result for suite in suites for result in _run_suite(context, source, suite)]
+    context.build_data_docs(site_names=[SITE_NAME])  # every suite and result, one index
+    return results
+
+
+def _run_suite(context: Any, source: Any, suite: Suite) -> list[dict[str, Any]]:
+    """One suite through its own checkpoint (its frame is its batch)."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    batch = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("whole frame")
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
+    for check in suite.checks:
+        gx_suite.add_expectation(check.expectation)
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="validate raw", data=batch, suite=suite)
+        gx.ValidationDefinition(name=f"validate {suite.name}", data=batch, suite=gx_suite)
     )
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
-            name="validate",
+            name=f"validate {suite.name}",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="update data docs", site_names=[SITE_NAME])],
+            actions=[],
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN},
         )
     )
     outcome = checkpoint.run(
-        batch_parameters={"dataframe": plan.frame}, run_id=RunIdentifier(run_name="tsforecast-validate")
+        batch_parameters={"dataframe": suite.frame}, run_id=RunIdentifier(run_name="tsforecast-validate")
     )
+    from tsforecast.data.offline_docs import localize_data_docs
+
+    localize_data_docs(docs_dir)  # the CDN assets shipped with the site: it works offline
     (suite_result,) = outcome.run_results.values()
     by_id = {r.expectation_config.id: r for r in suite_result.results}
     results = []
-    for check in plan.checks:
+    for check in suite.checks:
         r = by_id[check.expectation.id]
         raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
         results.append(
             {
                 "expectation": r.expectation_config.type,
                 "column": check.column,
+                "gx_column": getattr(check.expectation, "column", None),
                 "success": bool(r.success) and not raised,
                 "result": dict(r.result or {}),
                 "exception": r.exception_info.get("exception_message") if raised else None,
@@ -158,4 +172,4 @@ def details(result: dict[str, Any]) -> dict[str, Any]:
     return plain(out)
 
 
-__all__ = ["SITE_NAME", "SUITE_NAME", "details", "plain", "run_suite"]
+__all__ = ["SITE_NAME", "details", "expectation_rows", "plain", "run_checks", "run_suites"]

@@ -8,6 +8,8 @@ functions are the only places that ask whether the data names an id column.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pandas as pd
 
 from tsforecast.config import DataConfig
@@ -15,6 +17,13 @@ from tsforecast.errors import DataError
 
 #: The implicit id column of a one-series data set (by_series.parquet's column for one series).
 SERIES_ID = "series"
+
+
+class NamesIdColumn(Protocol):
+    """What names the data's id column (None: one series): ``data`` params, or a model card."""
+
+    @property
+    def id_column(self) -> str | None: ...
 
 
 def id_column(data: DataConfig) -> str:
@@ -34,7 +43,7 @@ def with_series_id(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     return frame.assign(**{SERIES_ID: pd.Categorical([data.target] * len(frame))})
 
 
-def without_series_id(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+def without_series_id(frame: pd.DataFrame, data: NamesIdColumn) -> pd.DataFrame:
     """A one-series output without the implicit id column, so it keeps its one-series shape."""
     if data.id_column is not None or SERIES_ID not in frame.columns:
         return frame

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +128,13 @@ class Panel:
     def part_bounds(self, part: str) -> np.ndarray:
         """(S, 2) local ``[start, end)`` of ``part`` in each series."""
         return self.bounds[:, _part(part)]
+
+    def train_through(self, part: str) -> Panel:
+        """This panel with each series' train part running to the end of ``part`` (a refit's data);
+        the scalers stay the train rows' ones, so the scaled axis does not move."""
+        bounds = self.bounds.copy()
+        bounds[:, 0, 1] = self.part_bounds(part)[:, 1]
+        return replace(self, bounds=bounds)
 
     def windows(self, part: str) -> WindowRanges:
         """Per-series window ranges of ``part`` (mirrors :func:`tsforecast.dataset.window.window_starts`)."""

@@ -1,25 +1,32 @@
-"""Stage ``backtest``: rolling-origin evaluation over the test period.
+"""Stage ``backtest``: rolling-origin evaluation inside every series' test part, no refit.
 
-The trained model (``models/model.pt``, not refitted) forecasts H steps from each of
-``backtest.n_cutoffs`` origins spread evenly over the test period, and so do the two
-baselines of :mod:`tsforecast.evaluation.evaluate`; each origin is scored with evaluate's own
-functions (:func:`~tsforecast.evaluation.evaluate.all_metrics`, ``repeat_last``, ``seasonal_naive``).
+One series is a panel of one. Each series forecasts H steps from ``n`` origins at evenly spaced
+positions among its stride-1 test windows (always the first, whose forecast covers the first H
+test rows, and for ``n >= 2`` the last, whose forecast ends on the last test row), with the
+trained weights and each series' train-fit scaler fixed (Darts' ``historical_forecasts(retrain=
+False)``; a refit would cost ``n`` times the train stage). An origin (``cutoff``, as in
+statsforecast's ``cross_validation``) is the last observed step.
 
-An origin (``cutoff``, as in statsforecast's ``cross_validation``) is the last observed
-step: the forecast covers the H rows after it, and reads the L rows up to it. Origins are
-drawn from the stride-1 test windows that evaluate scores, so every origin has H actual
-values after it inside the test rows: the first origin is the earliest one whose forecast
-covers the first H test rows, the last one's forecast ends on the last test row. With
-``n_cutoffs`` equal to the number of test windows the backtest's pooled metrics are
-evaluate's.
+``n`` is ``backtest.n_cutoffs``, or fewer when some series' test part holds fewer windows (the
+M4 protocol, test = H, holds one): ``metrics/backtest.json`` reports the number used
+(``n_cutoffs``) and the one asked for (``n_cutoffs_requested``). Asking for more origins than the
+test period holds over all series (for one series: more than its test windows) is an error naming
+the value and the limit, except under the M4 protocol, where every series has one origin. With
+``n_cutoffs`` equal to the test windows of every series the pooled metrics are evaluate's.
 
-No refit: the weights and the train-fit scaler stay fixed for every origin (Darts'
-``historical_forecasts(retrain=False)``). A refit would retrain with train's recipe on the
-rows before each origin: ``n_cutoffs`` times the cost of the train stage.
+Origin ``k`` of every series is scored together: ``by_cutoff[k]`` has its ``cutoff`` (ISO
+timestamp; the latest over series when their ends differ), ``steps_to_end`` (median over series;
+min and max beside it), the metrics pooled over its windows (``mse_scaled``, ``mae_scaled``,
+``mse``, ``mae``, ``rmse``) and the M4 measures averaged over series (``smape``, ``mase``, ``owa``
+against Naive2), for the LSTM and each baseline. ``metrics/backtest.parquet``: one row per series,
+origin and step, in data units ([id column,] ``origin``, ``cutoff``, ``timestamp``, ``step``,
+``actual``, one column per forecaster). Per-series work runs through ``parallel.map_series``
+(Dask at ``orchestration.dask_address``).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,186 +34,171 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from pandas.tseries.frequencies import to_offset
 
 from tsforecast.config import BacktestConfig, EvaluateConfig, OrchestrationConfig
-from tsforecast.dataset.panel import is_panel_dir
-from tsforecast.dataset.window import Prepared, load_prepared, sliding_windows, window_starts
+from tsforecast.dataset.auto import panel_period
+from tsforecast.dataset.long import SERIES_ID, without_series_id
+from tsforecast.dataset.panel import Panel, load_panel
 from tsforecast.errors import DataError
-from tsforecast.evaluation.evaluate import (
+from tsforecast.evaluation.baselines import check_period
+from tsforecast.evaluation.evaluate import read_model
+from tsforecast.evaluation.metrics import beats, m4_summary, pooled, series_table
+from tsforecast.evaluation.names import (
+    BACKTEST_JSON,
+    BACKTEST_PARQUET,
+    BACKTEST_PNG,
     BASELINES,
-    COLORS,
-    LABELS,
+    FORECASTERS,
     MODEL_KEY,
-    all_metrics,
-    mase_scale,
-    repeat_last,
-    seasonal_naive,
 )
-from tsforecast.io import atomic_file, write_json, write_png
+from tsforecast.evaluation.plots import plot_backtest
+from tsforecast.evaluation.scoring import ChunkScores, Job, check_model, score_panel
+from tsforecast.io import atomic_file, write_json
 from tsforecast.paths import Paths
-from tsforecast.training.inference import WindowBatches, predict_scaled
-from tsforecast.training.model import LSTMForecaster, load_model
+from tsforecast.training.model import LSTMForecaster
 
 log = logging.getLogger(__name__)
-
-BACKTEST_JSON = "backtest.json"
-BACKTEST_PARQUET = "backtest.parquet"
 
 
 @dataclass(frozen=True)
 class BacktestResult:
     n_cutoffs: int
+    n_cutoffs_requested: int
+    n_series: int
     first_cutoff: str
     last_cutoff: str
     refit: bool
     mse_scaled: float
     repeat_last_mse_scaled: float
     seasonal_naive_mse_scaled: float
+    owa: float
 
 
-def cutoff_rows(prepared: Prepared, n_cutoffs: int) -> np.ndarray:
-    """Rows of the ``n_cutoffs`` origins (last observed step), evenly spread over the test windows.
-
-    The candidates are the stride-1 test windows' origins (``start + L - 1``); ``n_cutoffs``
-    of them are picked at evenly spaced positions, always including the first and (for two
-    or more) the last. Fails naming the value when the test period has fewer windows.
-    """
-    L, H = prepared.input_size, prepared.horizon
-    starts = window_starts(prepared.bounds, "test", L, H, 1)
-    if n_cutoffs < 1 or n_cutoffs > len(starts):
-        test_rows = prepared.bounds.test[1] - prepared.bounds.test[0]
+def origins_per_series(panel: Panel, requested: int) -> int:
+    """The origins each series forecasts from: ``requested``, or as many as the shortest test part
+    holds (a warning). More than the test period's windows over all series is an error, unless every
+    test part holds one window (the M4 protocol: the backtest is then evaluate's one origin)."""
+    count = panel.windows("test").count
+    total, shortest = int(count.sum()), int(count.min()) if count.size else 0
+    m4_protocol = shortest == 1 and int(count.max()) == 1
+    if requested < 1 or shortest < 1 or (requested > total and not m4_protocol):
+        rows = int(np.diff(panel.part_bounds("test"), axis=1).sum())
         raise DataError(
-            f"backtest.n_cutoffs={n_cutoffs} but the test period ({test_rows} rows, horizon {H}) "
-            f"has {len(starts)} forecast origins with {H} actual values after them; "
-            f"use 1 <= n_cutoffs <= {len(starts)} or a larger split.test"
+            f"backtest.n_cutoffs={requested} but the test period ({rows} rows of {panel.n_series} series, "
+            f"horizon {panel.horizon}) has {total} forecast origins with {panel.horizon} actual values "
+            f"after them; use 1 <= n_cutoffs <= {max(shortest, 1)} or a larger split.test"
         )
-    picks = np.linspace(0, len(starts) - 1, n_cutoffs).round().astype(np.int64)  # distinct: step >= 1
-    return starts[picks] + L - 1
-
-
-def _check_model(model: LSTMForecaster, prepared: Prepared) -> None:
-    expected = (prepared.input_size, prepared.horizon, len(prepared.columns))
-    got = (model.args.input_size, model.args.horizon, model.args.n_features)
-    if got != expected:
-        raise DataError(
-            f"model expects (input_size, horizon, features)={got} but the data gives {expected}; "
-            "retrain or re-window (`dvc repro`)"
+    if requested > shortest:
+        log.warning(
+            "backtest.n_cutoffs=%d but the shortest test part allows %d origin(s) per series: using %d",
+            requested,
+            shortest,
+            shortest,
         )
+    return min(requested, shortest)
 
 
-def forecasts_at(
-    model: LSTMForecaster, prepared: Prepared, origins: np.ndarray, seasonal_period: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Scaled actuals (n, H) and forecasts {name: (n, H)} of the model and baselines from each origin."""
-    _check_model(model, prepared)
-    L, H = prepared.input_size, prepared.horizon
-    starts = np.asarray(origins, dtype=np.int64) - L + 1  # window start rows
-    series = torch.from_numpy(np.ascontiguousarray(prepared.series, dtype=np.float32))
-    batches = WindowBatches(series, torch.from_numpy(starts), L, H)
-    p_model, y = predict_scaled(model, batches, torch.device("cpu"))  # (n, H) each
-    x_target = np.asarray(sliding_windows(prepared.series, L, H)[0][starts, :, 0], dtype="float32")  # (n, L)
-    preds = {
-        MODEL_KEY: p_model,
-        "repeat_last": repeat_last(x_target, H),
-        "seasonal_naive": seasonal_naive(x_target, H, seasonal_period),
-    }
-    return y, preds
+def origin_timestamps(panel: Panel, series: np.ndarray, rows: np.ndarray) -> pd.DatetimeIndex:
+    """The timestamps of local ``rows`` of ``series`` (vectorised for fixed frequencies)."""
+    offset = to_offset(panel.freq)
+    first = pd.DatetimeIndex(panel.first[series])
+    try:
+        step = pd.Timedelta(offset)
+    except ValueError:  # calendar offsets (MS, W-SUN, ...): one row at a time
+        return pd.DatetimeIndex([f + int(r) * offset for f, r in zip(first, rows, strict=True)])
+    return first + pd.to_timedelta(np.asarray(rows, dtype=np.int64) * step.value, unit="ns")
 
 
-def _metrics(y: np.ndarray, p: np.ndarray, prepared: Prepared, denom: float) -> dict[str, Any]:
-    out = all_metrics(y, p, prepared, denom)
-    out.pop("n_windows")  # one forecast per origin; the count is n_cutoffs
-    return out
+def _scores(
+    flat: dict[str, dict[str, float]], m4s: dict[str, dict[str, float]], name: str
+) -> dict[str, float]:
+    return {**flat[name], **m4s[name]}
 
 
 def backtest_metrics(
-    y: np.ndarray,
-    preds: dict[str, np.ndarray],
-    prepared: Prepared,
-    origins: np.ndarray,
-    seasonal_period: int,
+    scores: ChunkScores, table: pd.DataFrame, panel: Panel, n: int, requested: int, period: int
 ) -> dict[str, Any]:
-    """The ``metrics/backtest.json`` contract: pooled metrics, baselines, and one entry per origin."""
-    train_target = prepared.scaler.inverse_target(
-        np.asarray(prepared.series[slice(*prepared.bounds.train), 0], dtype="float64")
-    )
-    denom = mase_scale(train_target, seasonal_period)
+    """The ``metrics/backtest.json`` contract (see the module doc)."""
+    H, S = panel.horizon, panel.n_series
+    origin = scores.origin.reshape(S, n)
+    to_end = panel.lengths[:, None] - 1 - origin  # (S, n) steps from each origin to its series' end
+    stamps = np.asarray(origin_timestamps(panel, np.repeat(np.arange(S), n), origin.ravel())).reshape(S, n)
     by_cutoff = []
-    for i, row in enumerate(origins):
-        one = {name: _metrics(y[i : i + 1], p[i : i + 1], prepared, denom) for name, p in preds.items()}
+    for k in range(n):
+        rows = np.arange(k, S * n, n)
+        flat, m4s = pooled(scores, H, rows), m4_summary(table.iloc[rows])
+        steps = to_end[:, k]
         by_cutoff.append(
             {
-                "cutoff": prepared.timestamps[int(row)].isoformat(),
-                **one[MODEL_KEY],
-                "baselines": {name: one[name] for name in BASELINES},
+                "cutoff": pd.Timestamp(stamps[:, k].max()).isoformat(),
+                "origin": k + 1,
+                "steps_to_end": int(np.median(steps)),
+                "steps_to_end_min": int(steps.min()),
+                "steps_to_end_max": int(steps.max()),
+                **_scores(flat, m4s, MODEL_KEY),
+                "baselines": {b: _scores(flat, m4s, b) for b in BASELINES},
             }
         )
-    pooled = {name: _metrics(y, p, prepared, denom) for name, p in preds.items()}
+    flat, m4s = pooled(scores, H), m4_summary(table)
+    ours = _scores(flat, m4s, MODEL_KEY)
     return {
-        "n_cutoffs": len(origins),
-        **pooled[MODEL_KEY],
-        "baselines": {name: pooled[name] for name in BASELINES},
-        "beats": {name: pooled[MODEL_KEY]["mse_scaled"] < pooled[name]["mse_scaled"] for name in BASELINES},
+        "n_cutoffs": n,
+        "n_cutoffs_requested": requested,
+        "n_series": S,
+        **ours,
+        "baselines": {b: _scores(flat, m4s, b) for b in BASELINES},
+        "beats": {b: beats(ours["mse_scaled"], flat[b]["mse_scaled"]) for b in BASELINES},
         "refit": False,
-        "horizon": prepared.horizon,
-        "input_size": prepared.input_size,
-        "seasonal_period": seasonal_period,
+        "horizon": H,
+        "input_size": panel.input_size,
+        "seasonal_period": period,
         "by_cutoff": by_cutoff,
     }
 
 
-def forecast_rows(
-    y: np.ndarray, preds: dict[str, np.ndarray], prepared: Prepared, origins: np.ndarray
-) -> pd.DataFrame:
-    """One row per origin and step in data units: cutoff, timestamp, step, actual, lstm, baselines."""
-    H = prepared.horizon
-    rows = (np.asarray(origins)[:, None] + np.arange(1, H + 1)[None, :]).ravel()  # (n*H,) target rows
+def backtest_rows(scores: ChunkScores, panel: Panel, n: int) -> pd.DataFrame:
+    """``metrics/backtest.parquet``: one row per series, origin and step, forecasts in data units."""
+    S, H = panel.n_series, panel.horizon
+    s = np.repeat(np.arange(S), n * H)  # (S*n*H,)
+    origin = np.repeat(scores.origin, H)
+    step = np.tile(np.arange(1, H + 1), S * n)
     frame = pd.DataFrame(
         {
-            "cutoff": prepared.timestamps[np.repeat(np.asarray(origins), H)],
-            "timestamp": prepared.timestamps[rows],
-            "step": np.tile(np.arange(1, H + 1), len(origins)),
-            "actual": prepared.scaler.inverse_target(y.astype("float64")).ravel(),
+            str(panel.ids.name or SERIES_ID): panel.ids.to_numpy()[s],
+            "origin": np.tile(np.repeat(np.arange(1, n + 1), H), S),
+            "cutoff": origin_timestamps(panel, s, origin),
+            "timestamp": origin_timestamps(panel, s, origin + step),
+            "step": step,
         }
     )
-    for name, p in preds.items():
-        frame[name] = prepared.scaler.inverse_target(p.astype("float64")).ravel()
+    for name in ("actual", *FORECASTERS):
+        frame[name] = scores.forecasts[name].ravel()
     return frame
 
 
-def plot_backtest(metrics: dict[str, Any], path: Path) -> None:
-    """Scaled MSE of the forecast from each origin: the model against the baselines."""
-    import matplotlib
+def backtest_model(
+    model: LSTMForecaster,
+    panel: Panel,
+    period: int,
+    requested: int,
+    address: str | None = None,
+    *,
+    in_process: bool | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Forecast from the origins of every series' test part and score them: (backtest.json, rows)."""
+    check_model(model, panel)
+    check_period(period, panel.input_size)
+    n = origins_per_series(panel, requested)
+    job = Job.for_model(model, period, n_origins=n, forecasts=True)
+    scores = score_panel(job, panel, address, in_process=in_process, desc="backtest")  # compute
+    table = series_table(scores, panel.horizon, (), n_origins=n)
+    return backtest_metrics(scores, table, panel, n, requested, period), backtest_rows(scores, panel, n)
 
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
-    cuts = pd.to_datetime([c["cutoff"] for c in metrics["by_cutoff"]])
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for name in (MODEL_KEY, *BASELINES):
-        values = [c["mse_scaled"] if name == MODEL_KEY else c["baselines"][name]["mse_scaled"]
-                  for c in metrics["by_cutoff"]]  # fmt: skip
-        pooled = metrics["mse_scaled"] if name == MODEL_KEY else metrics["baselines"][name]["mse_scaled"]
-        ax.plot(
-            cuts,
-            values,
-            color=COLORS[name],
-            marker="o",
-            lw=2 if name == MODEL_KEY else 1.3,
-            ls="-" if name == MODEL_KEY else "--",
-            label=f"{LABELS[name]} (pooled {pooled:.4f})",
-        )
-    ax.set_xlabel("forecast origin (last observed step)")
-    ax.set_ylabel("MSE (train-fit standard scale)")
-    ax.set_title(f"Error by origin: {metrics['n_cutoffs']} origins, H={metrics['horizon']}, no refit")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3, which="both")
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.legend()
-    fig.tight_layout()
-    write_png(fig, path)
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path, "wb") as fh:
+        fh.write(data)
 
 
 def run_backtest(
@@ -214,64 +206,60 @@ def run_backtest(
     backtest: BacktestConfig,
     paths: Paths,
     orchestration: OrchestrationConfig | None = None,
-) -> BacktestResult | Any:
-    """Forecast from ``backtest.n_cutoffs`` test origins with the trained model; score each.
-
-    A panel in data/prepared/ is backtested per series (:mod:`tsforecast.evaluation.panel_backtest`).
-    """
-    if is_panel_dir(paths.prepared):
-        from tsforecast.evaluation.panel_backtest import run_panel_backtest
-
-        return run_panel_backtest(evaluate, backtest, orchestration or OrchestrationConfig(), paths)
-    prepared = load_prepared(paths.prepared)  # edge: read
-    model, _ = load_model(paths.models / "model.pt")
-    origins = cutoff_rows(prepared, backtest.n_cutoffs)  # pure
-    y, preds = forecasts_at(model, prepared, origins, evaluate.seasonal_period)
-    m = backtest_metrics(y, preds, prepared, origins, evaluate.seasonal_period)
-    frame = forecast_rows(y, preds, prepared, origins)
-    write_json(paths.metrics / BACKTEST_JSON, m)  # edge: atomic writes
-    with atomic_file(paths.metrics / BACKTEST_PARQUET, "wb") as fh:
-        frame.to_parquet(fh, index=False)
-    write_json(
-        paths.plots / BACKTEST_JSON,
-        [
-            {
-                "origin": k + 1,
-                "cutoff": c["cutoff"],
-                MODEL_KEY: c["mse_scaled"],
-                **{name: c["baselines"][name]["mse_scaled"] for name in BASELINES},
-            }
-            for k, c in enumerate(m["by_cutoff"])
-        ],
-    )
-    plot_backtest(m, paths.plots / "backtest.png")
+) -> BacktestResult:
+    """Forecast from up to ``backtest.n_cutoffs`` origins in each series' test part; score each origin."""
+    panel = load_panel(paths.prepared)  # edge: read
+    model, card = read_model(paths, panel)
+    address = (orchestration or OrchestrationConfig()).dask_address
+    period = panel_period(evaluate.seasonal_period, panel).value  # auto: as evaluate resolves it
+    m, frame = backtest_model(model, panel, period, backtest.n_cutoffs, address)
+    frame = without_series_id(frame, card)  # one series: no id column
+    plot_rows = [
+        {"origin": c["origin"], "cutoff": c["cutoff"], MODEL_KEY: c["mse_scaled"],
+         **{b: c["baselines"][b]["mse_scaled"] for b in BASELINES}}
+        for c in m["by_cutoff"]
+    ]  # fmt: skip
+    png = plot_backtest(m)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    # edge: every output is ready; replace them one by one, atomically, backtest.json last
+    _write_bytes(paths.metrics / BACKTEST_PARQUET, buf.getvalue())
+    _write_bytes(paths.plots / BACKTEST_PNG, png)
+    write_json(paths.plots / BACKTEST_JSON, plot_rows)
+    write_json(paths.metrics / BACKTEST_JSON, m)
+    sn = m["baselines"]["seasonal_naive"]
     log.info(
-        "backtest over %d origins (%s .. %s, no refit): MSE (scaled) LSTM %.5f, repeat_last %.5f, "
-        "seasonal_naive %.5f",
+        "backtest over %d series x %d origins (%s .. %s, no refit): mse_scaled LSTM %.5f, repeat_last %.5f, "
+        "seasonal_naive %.5f; OWA %.3f",
+        m["n_series"],
         m["n_cutoffs"],
         m["by_cutoff"][0]["cutoff"],
         m["by_cutoff"][-1]["cutoff"],
         m["mse_scaled"],
         m["baselines"]["repeat_last"]["mse_scaled"],
-        m["baselines"]["seasonal_naive"]["mse_scaled"],
+        sn["mse_scaled"],
+        m["owa"],
     )
     return BacktestResult(
         n_cutoffs=m["n_cutoffs"],
+        n_cutoffs_requested=m["n_cutoffs_requested"],
+        n_series=m["n_series"],
         first_cutoff=m["by_cutoff"][0]["cutoff"],
         last_cutoff=m["by_cutoff"][-1]["cutoff"],
         refit=False,
         mse_scaled=round(m["mse_scaled"], 6),
         repeat_last_mse_scaled=round(m["baselines"]["repeat_last"]["mse_scaled"], 6),
-        seasonal_naive_mse_scaled=round(m["baselines"]["seasonal_naive"]["mse_scaled"], 6),
+        seasonal_naive_mse_scaled=round(sn["mse_scaled"], 6),
+        owa=round(m["owa"], 4),
     )
 
 
 __all__ = [
     "BacktestResult",
     "backtest_metrics",
-    "cutoff_rows",
-    "forecast_rows",
-    "forecasts_at",
-    "plot_backtest",
+    "backtest_model",
+    "backtest_rows",
+    "origin_timestamps",
+    "origins_per_series",
     "run_backtest",
 ]

@@ -1,25 +1,18 @@
-"""Scoring a global model on a panel, one chunk of series at a time: the core of panel evaluate/backtest.
+"""Scoring a global model on a panel, one chunk of series at a time: the core of evaluate and backtest.
 
-A chunk is a :class:`~tsforecast.dataset.panel.Panel` of a few series (:func:`panel_slice`: it carries
-its own rows, never a path), so :func:`score_chunk` runs the same in this process or on a Dask
-worker (:func:`tsforecast.parallel.map_series`). Inside a chunk everything is vectorised over
-windows; nothing loops per series.
+One series is a panel of one, so this is the only scoring there is. A chunk is a
+:class:`~tsforecast.dataset.panel.Panel` of a few series (:func:`panel_slice`: it carries its own
+rows, never a path), so :func:`score_chunk` runs the same in this process or on a Dask worker
+(:func:`tsforecast.parallel.map_series`). Inside a chunk everything is vectorised over windows;
+nothing loops per series.
 
-Per window the LSTM (on each series' own train-fit scale) and three baselines forecast H steps
-from the window's origin ``o`` (its last input row):
-
-* ``repeat_last``: the value at ``o`` (M4's Naive1);
-* ``seasonal_naive``: the value one season (``m``) earlier, ``x[o + h - m * ceil(h / m)]``
-  (naive when the history before the origin is shorter than ``m``);
-* ``naive2``: M4's Naive2 (:mod:`tsforecast.evaluation.m4`): the seasonality test and the classical
-  multiplicative indices are fitted on the series' *in-sample* rows (every row before its test
-  part); the value at ``o`` is seasonally adjusted and re-seasonalised forward. With one window
-  per series whose origin is the last in-sample row (the M4 protocol: split counts anchored at
-  the end, test = H) every baseline is exactly :func:`tsforecast.evaluation.m4.panel_scores`'.
-
-MASE is scaled by the in-sample seasonal-naive error of the same rows (:func:`tsforecast.evaluation.m4.mase_scale`).
-A chunk returns sums per *group* (a series, or a series and origin for the backtest), so what
-travels back is small whatever the number of windows.
+Per window the LSTM (on each series' own train-fit scale) and the baselines of
+:mod:`tsforecast.evaluation.baselines` forecast H steps from the window's origin. MASE is scaled
+by the in-sample seasonal-naive error of each series' rows before its test part
+(:func:`tsforecast.evaluation.m4.mase_scale`). A chunk returns sums per *group* (a series, or a
+series and origin for the backtest), so what travels back is small whatever the number of
+windows; on request also each window's residuals (to calibrate intervals) or its forecasts (the
+backtest's rows).
 """
 
 from __future__ import annotations
@@ -34,15 +27,14 @@ import torch
 from tsforecast.dataset.panel import Panel
 from tsforecast.errors import DataError
 from tsforecast.evaluation import m4
+from tsforecast.evaluation.baselines import baseline_forecasts, naive2_parts
 from tsforecast.evaluation.intervals import Calibration
+from tsforecast.evaluation.names import BASELINES, FORECASTERS, MODEL_KEY
 from tsforecast.training.inference import predict_windows
 from tsforecast.training.model import LSTMForecaster
 
 log = logging.getLogger(__name__)
 
-MODEL_KEY = "lstm"
-BASELINES = ("repeat_last", "seasonal_naive", "naive2")
-FORECASTERS = (MODEL_KEY, *BASELINES)
 STATS = ("sse_scaled", "sae_scaled", "sse", "sae", "smape")  # per-window sums, per forecaster
 PREDICT_BATCH = 2048
 WINDOWS_PER_CHUNK = 4096  # a chunk's windows: big enough for efficient LSTM batches
@@ -52,28 +44,47 @@ WINDOWS_PER_CHUNK = 4096  # a chunk's windows: big enough for efficient LSTM bat
 class Job:
     """What every chunk of one scoring pass shares (small; sent once with the function)."""
 
-    model_args: dict[str, Any]
+    model_args: dict[str, Any] | None  # None: the baselines only (no LSTM forecasts)
     state: dict[str, np.ndarray]  # the model's state_dict as numpy arrays
     period: int  # evaluate.seasonal_period: seasonal naive, Naive2, MASE
     levels: tuple[float, ...] = ()
-    quantiles: np.ndarray | None = None  # interval calibration (G, H), scaled units
-    calibration_n: int = 0
+    calibrations: dict[str, Calibration] = field(default_factory=dict)  # forecaster -> its intervals
     part: str = "test"
     n_origins: int | None = None  # None: every window of ``part``; k: k origins per series (backtest)
-    residuals: bool = False  # return the LSTM's residuals per window (to calibrate intervals)
+    residuals: tuple[str, ...] = ()  # forecasters whose scaled residuals y - p come back, per window
+    residual_every: int = 1  # keep every k-th window's residuals (a cap on what travels back)
+    forecasts: bool = False  # return every window's actuals and forecasts in data units
 
     @classmethod
     def for_model(cls, model: LSTMForecaster, period: int, **kw: Any) -> Job:
         state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
         return cls(model_args=asdict(model.args), state=state, period=int(period), **kw)
 
-    def calibration(self) -> Calibration:
-        return Calibration(quantiles=self.quantiles, n=self.calibration_n)
+    @classmethod
+    def baselines_only(cls, period: int, **kw: Any) -> Job:
+        return cls(model_args=None, state={}, period=int(period), **kw)
 
-    def model(self) -> LSTMForecaster:
+    @property
+    def forecasters(self) -> tuple[str, ...]:
+        return FORECASTERS if self.model_args is not None else BASELINES
+
+    def model(self) -> LSTMForecaster | None:
+        if self.model_args is None:
+            return None
         net = LSTMForecaster.from_args(self.model_args)
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
         return net.eval()
+
+
+@dataclass
+class Forecasts:
+    """Windows' actuals and every forecaster's forecasts, in data units and on the scaled axis."""
+
+    y_raw: np.ndarray  # (K, H) float64
+    y_scaled: np.ndarray  # (K, H) float64
+    raw: dict[str, np.ndarray]  # forecaster -> (K, H) data units
+    scaled: dict[str, np.ndarray]  # forecaster -> (K, H) each series' train-fit scale
+    origin: np.ndarray  # (K,) local row of each window's origin
 
 
 @dataclass
@@ -81,14 +92,16 @@ class ChunkScores:
     """One chunk's sums per group (G groups, in series-major order) and per series (S)."""
 
     n_windows: np.ndarray  # (G,) windows in each group
-    sums: dict[str, np.ndarray]  # "<forecaster>.<stat>" -> (G,)
+    sums: dict[str, np.ndarray]  # "<forecaster>.<stat>" -> (G,); "<f>.pinball" for calibrated ones
     step_sse: dict[str, np.ndarray]  # forecaster -> (G, H) scaled squared errors summed over windows
-    covered: np.ndarray  # (G, n_levels) covered window-steps (LSTM intervals)
-    width: np.ndarray  # (G, n_levels) summed interval widths (scaled)
+    covered: dict[str, np.ndarray]  # calibrated forecaster -> (G, n_levels) covered window-steps
+    width: dict[str, np.ndarray]  # calibrated forecaster -> (G, n_levels) summed interval widths (scaled)
     origin: np.ndarray  # (G,) local row of the group's last origin
     mase_scale: np.ndarray  # (S,)
     seasonal: np.ndarray  # (S,) bool: Naive2 treated the series as seasonal
-    residuals: np.ndarray | None = field(default=None)  # (K, H) scaled y - p, when Job.residuals
+    window_mae: np.ndarray  # (K,) the LSTM's data-unit MAE of each window (empty without the LSTM)
+    residuals: dict[str, np.ndarray] = field(default_factory=dict)  # f -> (K', H) scaled y - p
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # "actual" and f -> (K, H) units
 
 
 def panel_slice(panel: Panel, a: int, b: int) -> Panel:
@@ -112,22 +125,16 @@ def check_model(model: LSTMForecaster, panel: Panel) -> None:
     got = (model.args.input_size, model.args.horizon, model.args.n_features)
     if got != expected:
         raise DataError(
-            f"model expects (input_size, horizon, features)={got} but the panel in data/prepared/ gives "
+            f"model expects (input_size, horizon, features)={got} but the data gives "
             f"{expected}; retrain or re-window (`dvc repro`)"
         )
-
-
-def origins_available(panel: Panel, part: str = "test") -> int:
-    """The fewest windows of ``part`` any series has: the origins every series can give."""
-    count = panel.windows(part).count
-    return int(count.min()) if count.size else 0
 
 
 def window_index(panel: Panel, part: str, n_origins: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(series, start) of the windows scored, and each one's group (series, or series x origin).
 
     ``n_origins``: None takes every window; k takes k per series at evenly spaced positions of
-    its windows (always the first and, for k >= 2, the last), as the one-series backtest does.
+    its windows (always the first and, for k >= 2, the last).
     """
     wr = panel.windows(part)
     if n_origins is None:
@@ -145,35 +152,21 @@ def window_index(panel: Panel, part: str, n_origins: int | None) -> tuple[np.nda
     return np.stack([s, starts], axis=1), s * k + j
 
 
-def naive2_parts(insample: list[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per series: seasonal (S,) and multiplicative indices (S, m) (ones when not seasonal), via m4."""
-    seasonal = m4.seasonality_test(insample, m) & np.array([(x > 0).all() for x in insample], dtype=bool)
-    si = np.ones((len(insample), m))
-    if seasonal.any():
-        si[seasonal] = m4.seasonal_indices([insample[i] for i in np.flatnonzero(seasonal)], m)
-    return seasonal, si
-
-
-def baseline_forecasts(
-    panel: Panel, s: np.ndarray, origin: np.ndarray, si: np.ndarray, m: int
-) -> dict[str, np.ndarray]:
-    """Raw-unit forecasts (K, H) of the baselines from local ``origin`` rows of series ``s``."""
-    H = panel.horizon
-    target = panel.values[:, 0].astype(np.float64)
-    base = panel.offsets[s]  # (K,)
-    h = np.arange(1, H + 1)
-    last = target[base + origin]  # (K,)
-    back = origin[:, None] + h[None, :] - m * np.ceil(h / m).astype(np.int64)[None, :]  # (K, H)
-    back = np.where(origin[:, None] + 1 >= m, back, origin[:, None])  # < m rows of history: naive
-    phase = si.shape[1]
-    rows = np.arange(len(s))[:, None]
-    si_s = si[s]  # (K, m)
-    adjusted = last / si_s[rows[:, 0], origin % phase]
-    return {
-        "repeat_last": np.repeat(last[:, None], H, axis=1),
-        "seasonal_naive": target[base[:, None] + back],
-        "naive2": adjusted[:, None] * si_s[rows, (origin[:, None] + h[None, :]) % phase],
-    }
+def forecasts_at(
+    panel: Panel, s: np.ndarray, starts: np.ndarray, m: int, si: np.ndarray, model: LSTMForecaster | None
+) -> Forecasts:
+    """Actuals and forecasts of the windows at local ``starts`` of series ``s`` (the LSTM's if given)."""
+    x, y_scaled = panel.gather(s, starts, scaled=True)  # (K, L, C), (K, H)
+    origin = starts + panel.input_size - 1
+    raw = baseline_forecasts(panel, s, origin, si, m)
+    mean, std = panel.mean[s, 0][:, None], panel.std[s, 0][:, None]
+    scaled = {name: (f - mean) / std for name, f in raw.items()}
+    if model is not None:
+        p_scaled = predict_windows(model, x, PREDICT_BATCH)  # (K, H)
+        raw = {MODEL_KEY: panel.inverse_target(s, p_scaled), **raw}
+        scaled = {MODEL_KEY: p_scaled, **scaled}
+    y_raw = panel.gather(s, starts, scaled=False)[1].astype(np.float64)
+    return Forecasts(y_raw=y_raw, y_scaled=y_scaled.astype(np.float64), raw=raw, scaled=scaled, origin=origin)
 
 
 def _group_sum(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
@@ -185,49 +178,68 @@ def _group_sum(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarr
     return out
 
 
-def score_chunk(job: Job, chunk: Panel) -> ChunkScores:
-    """Score the LSTM and the baselines on the windows of ``job.part`` in ``chunk`` (pure)."""
-    m = job.period
-    idx, group = window_index(chunk, job.part, job.n_origins)
-    s, starts = idx[:, 0], idx[:, 1]
-    n_groups = chunk.n_series * (job.n_origins or 1)
-    x, y_scaled = chunk.gather(s, starts, scaled=True)  # (K, L, C), (K, H)
-    p_scaled = predict_windows(job.model(), x, PREDICT_BATCH)  # (K, H)
-    y_scaled = y_scaled.astype(np.float64)
-    insample = chunk.histories(before="test")
-    seasonal, si = (
-        naive2_parts(insample, m) if m > 1 else (np.zeros(chunk.n_series, bool), np.ones((chunk.n_series, 1)))
-    )
-    origin = starts + chunk.input_size - 1
-    raw = {MODEL_KEY: chunk.inverse_target(s, p_scaled)}
-    raw.update(baseline_forecasts(chunk, s, origin, si, m))
-    y_raw = chunk.gather(s, starts, scaled=False)[1].astype(np.float64)
-    mean, std = chunk.mean[s, 0][:, None], chunk.std[s, 0][:, None]
+def _error_sums(
+    fc: Forecasts, group: np.ndarray, n_groups: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per group: every forecaster's error sums (:data:`STATS`) and scaled squared errors per step."""
     sums: dict[str, np.ndarray] = {}
     step_sse: dict[str, np.ndarray] = {}
-    for name in FORECASTERS:
-        err = raw[name] - y_raw  # (K, H) data units
-        err_scaled = p_scaled - y_scaled if name == MODEL_KEY else (raw[name] - mean) / std - y_scaled
+    for name in fc.raw:
+        err = fc.raw[name] - fc.y_raw  # (K, H) data units
+        err_scaled = fc.scaled[name] - fc.y_scaled
         per_window = {
             "sse_scaled": (err_scaled**2).sum(axis=1),
             "sae_scaled": np.abs(err_scaled).sum(axis=1),
             "sse": (err**2).sum(axis=1),
             "sae": np.abs(err).sum(axis=1),
-            "smape": m4.smape(y_raw, raw[name]) if len(s) else np.zeros(0),
+            "smape": m4.smape(fc.y_raw, fc.raw[name]) if len(err) else np.zeros(0),
         }
         for stat, v in per_window.items():
             sums[f"{name}.{stat}"] = _group_sum(group, v, n_groups)
         step_sse[name] = _group_sum(group, err_scaled**2, n_groups)
-    calibration = job.calibration()
-    covered = np.zeros((n_groups, len(job.levels)))
-    width = np.zeros((n_groups, len(job.levels)))
-    if not calibration.empty:
+    return sums, step_sse
+
+
+def _interval_sums(
+    job: Job, fc: Forecasts, group: np.ndarray, n_groups: int, sums: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per calibrated forecaster and group: covered window-steps and widths per level (scaled); adds
+    each window's pinball loss (mean over the levels' two quantiles, summed over steps) to ``sums``."""
+    covered: dict[str, np.ndarray] = {}
+    width: dict[str, np.ndarray] = {}
+    y = fc.y_scaled
+    for name, calibration in job.calibrations.items():
+        if calibration.empty or name not in fc.scaled or not job.levels:
+            continue
+        cov, wid = np.zeros((n_groups, len(job.levels))), np.zeros((n_groups, len(job.levels)))
+        loss = np.zeros(len(y))
         for i, level in enumerate(job.levels):
-            lo, hi = calibration.bounds(p_scaled, level)
-            covered[:, i] = _group_sum(group, ((y_scaled >= lo) & (y_scaled <= hi)).sum(axis=1), n_groups)
-            width[:, i] = _group_sum(group, (hi - lo).sum(axis=1), n_groups)
+            lo, hi = calibration.bounds(fc.scaled[name], level)
+            cov[:, i] = _group_sum(group, ((y >= lo) & (y <= hi)).sum(axis=1), n_groups)
+            wid[:, i] = _group_sum(group, (hi - lo).sum(axis=1), n_groups)
+            a = (1 - level / 100) / 2
+            for q, tau in ((lo, a), (hi, 1 - a)):
+                d = y - q
+                loss += np.maximum(tau * d, (tau - 1) * d).sum(axis=1)
+        covered[name], width[name] = cov, wid
+        sums[f"{name}.pinball"] = _group_sum(group, loss / (2 * len(job.levels)), n_groups)
+    return covered, width
+
+
+def score_chunk(job: Job, chunk: Panel) -> ChunkScores:
+    """Score the LSTM and the baselines on the windows of ``job.part`` in ``chunk`` (pure)."""
+    idx, group = window_index(chunk, job.part, job.n_origins)
+    s, starts = idx[:, 0], idx[:, 1]
+    n_groups = chunk.n_series * (job.n_origins or 1)
+    insample = chunk.histories(before="test")
+    seasonal, si = naive2_parts(insample, job.period)
+    fc = forecasts_at(chunk, s, starts, job.period, si, job.model())
+    sums, step_sse = _error_sums(fc, group, n_groups)
+    covered, width = _interval_sums(job, fc, group, n_groups, sums)
     last_origin = np.full(n_groups, -1, dtype=np.int64)
-    np.maximum.at(last_origin, group, origin)
+    np.maximum.at(last_origin, group, fc.origin)
+    keep = slice(None, None, max(1, job.residual_every))
+    has_model = MODEL_KEY in fc.raw
     return ChunkScores(
         n_windows=np.bincount(group, minlength=n_groups).astype(np.int64),
         sums=sums,
@@ -235,9 +247,11 @@ def score_chunk(job: Job, chunk: Panel) -> ChunkScores:
         covered=covered,
         width=width,
         origin=last_origin,
-        mase_scale=m4.mase_scale(insample, m),
+        mase_scale=m4.mase_scale(insample, job.period),
         seasonal=seasonal,
-        residuals=(y_scaled - p_scaled).astype(np.float32) if job.residuals else None,
+        window_mae=np.abs(fc.raw[MODEL_KEY] - fc.y_raw).mean(axis=1) if has_model else np.zeros(0),
+        residuals={f: (fc.y_scaled - fc.scaled[f])[keep].astype(np.float32) for f in job.residuals},
+        forecasts={"actual": fc.y_raw, **fc.raw} if job.forecasts else {},
     )
 
 
@@ -247,18 +261,21 @@ def concat(parts: list[ChunkScores]) -> ChunkScores:
     def cat(get: Any) -> np.ndarray:
         return np.concatenate([get(p) for p in parts])
 
-    first = parts[0]
-    res = [p.residuals for p in parts if p.residuals is not None]
+    def cat_dict(get: Any) -> dict[str, np.ndarray]:
+        return {k: cat(lambda p, k=k: get(p)[k]) for k in get(parts[0])}
+
     return ChunkScores(
         n_windows=cat(lambda p: p.n_windows),
-        sums={k: cat(lambda p, k=k: p.sums[k]) for k in first.sums},
-        step_sse={k: cat(lambda p, k=k: p.step_sse[k]) for k in first.step_sse},
-        covered=cat(lambda p: p.covered),
-        width=cat(lambda p: p.width),
+        sums=cat_dict(lambda p: p.sums),
+        step_sse=cat_dict(lambda p: p.step_sse),
+        covered=cat_dict(lambda p: p.covered),
+        width=cat_dict(lambda p: p.width),
         origin=cat(lambda p: p.origin),
         mase_scale=cat(lambda p: p.mase_scale),
         seasonal=cat(lambda p: p.seasonal),
-        residuals=np.concatenate(res) if res else None,
+        window_mae=cat(lambda p: p.window_mae),
+        residuals=cat_dict(lambda p: p.residuals),
+        forecasts=cat_dict(lambda p: p.forecasts),
     )
 
 
@@ -298,17 +315,15 @@ def score_panel(
 
 
 __all__ = [
-    "BASELINES",
-    "FORECASTERS",
-    "MODEL_KEY",
+    "PREDICT_BATCH",
+    "STATS",
     "ChunkScores",
+    "Forecasts",
     "Job",
-    "baseline_forecasts",
     "check_model",
     "chunks_of",
     "concat",
-    "naive2_parts",
-    "origins_available",
+    "forecasts_at",
     "panel_slice",
     "score_chunk",
     "score_panel",

@@ -1,7 +1,7 @@
 """Scoring a model on the current test windows, for the register stage's checks and the gate.
 
-Evaluation owns scoring: everything here calls :func:`tsforecast.evaluation.evaluate.score`, the same
-function the evaluate stage uses, so "the same test windows" means exactly evaluate's.
+Evaluation owns scoring: everything here calls :mod:`tsforecast.evaluation.scoring`, as the evaluate
+stage does, so "the same test windows" means exactly evaluate's.
 
 * :func:`rescore_mismatch`: does ``metrics/evaluate.json`` describe this model on this data?
 * :func:`score_on`: an older model (a champion trained on older rows, with its own scaler)
@@ -23,7 +23,6 @@ from torch import nn
 from tsforecast.dataset.panel import Panel
 from tsforecast.dataset.window import Prepared, StandardScaler
 from tsforecast.errors import DataError
-from tsforecast.evaluation.evaluate import score
 from tsforecast.training.model import LSTMForecaster
 
 SCORE_RTOL = 1e-4  # evaluate.json vs a re-score of model.pt: float noise across machines only
@@ -37,7 +36,7 @@ def rescore_mismatch(
 
     Raises :class:`DataError` when the model does not fit the data at all.
     """
-    rescored = score(model, prepared, min(seasonal_period, prepared.input_size)).metrics
+    rescored = _one_series_format(prepared)
     mse = float(metrics["mse_scaled"])
     same = math.isclose(rescored["mse_scaled"], mse, rel_tol=SCORE_RTOL, abs_tol=1e-12) and int(
         rescored["n_windows"]
@@ -122,7 +121,7 @@ def score_on_panel(
     its own train rows, as evaluate does): the scaling belongs to the data, so a champion trained
     on older rows (or without some of today's series) is judged on exactly the contender's inputs.
     """
-    from tsforecast.evaluation.panel_evaluate import evaluate_panel
+    from tsforecast.evaluation.evaluate import evaluate_model
 
     columns = list(extra.get("columns") or [])
     if columns != list(panel.columns):
@@ -132,7 +131,7 @@ def score_on_panel(
         # one, so a one-series champion is re-scored on a one-series panel like any panel model
         return None, "it was trained on one series, the data is a panel"
     try:
-        metrics, _, _ = evaluate_panel(model, {}, panel, seasonal_period, levels=())
+        metrics, _, _ = evaluate_model(model, panel, seasonal_period, levels=())
     except DataError as e:
         return None, str(e)
     return float(metrics["mse_scaled"]), ""
@@ -155,13 +154,19 @@ def score_on(
             f"it has (input_size, horizon)={(a.input_size, a.horizon)}, the test windows "
             f"{(p.input_size, p.horizon)}"
         )
-    own = StandardScaler.from_dict(extra["scaler"]) if "scaler" in extra else p.scaler
-    wrapped = OnScale(model, own, p.scaler).eval()
     try:
-        metrics = score(wrapped, p, min(seasonal_period, p.input_size)).metrics  # type: ignore[arg-type]
+        metrics = _one_series_format(p)
     except DataError as e:
         return None, str(e)
     return float(metrics["mse_scaled"]), ""
+
+
+def _one_series_format(prepared: Prepared) -> dict[str, Any]:
+    """The one-series prepared format has no scorer any more: the window stage writes a panel."""
+    raise DataError(
+        f"data/prepared/ holds the old one-series format ({prepared.series.shape[0]} rows); "
+        "run `dvc repro` (the window stage now writes a panel for every data set)"
+    )
 
 
 __all__ = [

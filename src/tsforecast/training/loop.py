@@ -42,9 +42,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(cfg: Config, n_features: int) -> LSTMForecaster:
-    """The forecaster of ``cfg.model`` for ``cfg.window`` and ``n_features`` input columns."""
-    m = cfg.model
+#: Member k of an ensemble reads the last ``input_size * MEMBER_LOOKBACK[k % 3]`` steps.
+MEMBER_LOOKBACK = (1.0, 0.5, 0.75)
+
+
+def member_inputs(input_size: int, members: int, least: int = 1) -> tuple[int, ...]:
+    """The input size of each of ``members`` members (at least ``least``); () for a single model."""
+    if members <= 1:
+        return ()
+    return tuple(
+        max(least, round(input_size * MEMBER_LOOKBACK[k % len(MEMBER_LOOKBACK)])) for k in range(members)
+    )
+
+
+def build_model(cfg: Config, n_features: int, n_series: int = 1) -> LSTMForecaster:
+    """The forecaster of ``cfg.model`` for ``cfg.window`` and ``n_features`` input columns
+    (``auto`` keys settled for ``n_series`` series)."""
+    m = cfg.model.resolved(n_series)
     return LSTMForecaster(
         n_features=n_features,
         input_size=cfg.window.input_size,
@@ -55,6 +69,7 @@ def build_model(cfg: Config, n_features: int) -> LSTMForecaster:
         cell=m.cell,
         window_norm=m.window_norm,
         linear_skip=m.linear_skip,
+        member_inputs=member_inputs(cfg.window.input_size, m.ensemble, least=min(cfg.window.input_size, 2)),
     )
 
 

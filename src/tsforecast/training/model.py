@@ -16,6 +16,15 @@ target values (batch, H) in one shot (direct multi-step). Three parts:
   (``linear_skip``, the autoregressive component of LSTNet, Lai et al. 2018): it lets
   the model reuse a seasonal lag anywhere inside the window, and the recurrent part
   learns the nonlinear rest.
+
+**An ensemble is one model.** With ``member_inputs`` of K > 1 input sizes the module holds K
+independent members (each its own encoder, head and highway, drawn one after the other from
+the seeded RNG, so they start from different weights), member k reading the last
+``member_inputs[k]`` steps of the window: the recipe of N-BEATS and ES-RNN on M4, members
+differing in initialisation and input size. In training mode the forward pass returns every
+member's forecast, (K, B, H), so a loss against (B, H) targets broadcasts to the mean of the
+members' own losses and each member learns on its own; in eval mode it returns their median,
+(B, H). One file, one set of constructor args, one pyfunc: nothing downstream knows K.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from torch import nn
 
 from tsforecast.errors import ModelLoadError
 
-MODEL_FORMAT = "tsforecast.LSTMForecaster/2"  # /2: one module per layer, locked dropout
+MODEL_FORMAT = "tsforecast.LSTMForecaster/3"  # /3: members (an ensemble of K >= 1), the model card
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 NORMS = ("none", "last", "mean_std")
 
@@ -50,6 +59,7 @@ class ModelArgs:
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     window_norm: Literal["none", "last", "mean_std"] = "last"
     linear_skip: bool = True
+    member_inputs: tuple[int, ...] = ()  # an ensemble: each member's input size (<= input_size); (): one
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -65,8 +75,43 @@ def locked_dropout(x: torch.Tensor, p: float, generator: torch.Generator | None 
     return x * mask.div_(keep)  # (B, 1, D) broadcast over L
 
 
+class _Member(nn.Module):
+    """One recurrent forecaster: normalised (B, L_k, C) -> (B, H), before the window's level returns."""
+
+    def __init__(self, a: ModelArgs, input_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        # One single-layer module per level, so dropout between them can be locked over time.
+        self.rnn = nn.ModuleList(
+            CELLS[a.cell](
+                input_size=a.n_features if k == 0 else a.hidden_size,
+                hidden_size=a.hidden_size,
+                batch_first=True,
+            )
+            for k in range(a.num_layers)
+        )
+        self.dropout = a.dropout if a.num_layers > 1 else 0.0  # between layers only, as nn.LSTM does
+        self.head = nn.Linear(a.hidden_size, a.horizon)
+        self.skip = nn.Linear(input_size, a.horizon) if a.linear_skip else None
+        if self.skip is not None:  # start from "no change", let training find the lags
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = x[:, -self.input_size :]  # (B, L_k, C): the member's own lookback
+        out = x
+        for k, layer in enumerate(self.rnn):
+            if k > 0 and self.training and self.dropout > 0:
+                out = locked_dropout(out, self.dropout, generator)
+            out, _ = layer(out)  # (B, L_k, hidden)
+        y = self.head(out[:, -1])  # (B, H)
+        if self.skip is not None:
+            y = y + self.skip(x[:, :, 0])  # (B, L_k) -> (B, H)
+        return y
+
+
 class LSTMForecaster(nn.Module):
-    """Direct multi-step recurrent forecaster: (B, L, C) -> (B, H)."""
+    """Direct multi-step recurrent forecaster: (B, L, C) -> (B, H); K members -> their median."""
 
     def __init__(
         self,
@@ -79,6 +124,7 @@ class LSTMForecaster(nn.Module):
         cell: str = "lstm",
         window_norm: str = "last",
         linear_skip: bool = True,
+        member_inputs: tuple[int, ...] | list[int] = (),
     ) -> None:
         super().__init__()
         for name, value in (
@@ -95,6 +141,11 @@ class LSTMForecaster(nn.Module):
             raise ValueError(f"cell={cell!r} is not supported; choose one of {sorted(CELLS)}")
         if window_norm not in NORMS:
             raise ValueError(f"window_norm={window_norm!r} is not supported; choose one of {list(NORMS)}")
+        inputs = tuple(member_inputs)
+        for k, size in enumerate(inputs):
+            _check_positive_int(f"member_inputs[{k}]", size)
+            if size > input_size:
+                raise ValueError(f"member_inputs[{k}]={size} exceeds input_size={input_size}")
         self.args = ModelArgs(
             n_features=n_features,
             input_size=input_size,
@@ -105,23 +156,33 @@ class LSTMForecaster(nn.Module):
             cell=cell,  # type: ignore[arg-type]
             window_norm=window_norm,  # type: ignore[arg-type]
             linear_skip=bool(linear_skip),
+            member_inputs=inputs if len(inputs) > 1 else (),
         )
-        # One single-layer module per level, so dropout between them can be locked over time.
-        self.rnn = nn.ModuleList(
-            CELLS[cell](
-                input_size=n_features if k == 0 else hidden_size, hidden_size=hidden_size, batch_first=True
-            )
-            for k in range(num_layers)
-        )
-        self.dropout = dropout if num_layers > 1 else 0.0  # between layers only, as nn.LSTM does
-        self.head = nn.Linear(hidden_size, horizon)
-        self.skip = nn.Linear(input_size, horizon) if linear_skip else None
-        if self.skip is not None:  # start from "no change", let training find the lags
-            nn.init.zeros_(self.skip.weight)
-            nn.init.zeros_(self.skip.bias)
+        self.members = nn.ModuleList(_Member(self.args, size) for size in (inputs or (input_size,)))
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    # The parts of the first member (the only one unless the model is an ensemble).
+    @property
+    def rnn(self) -> nn.ModuleList:
+        return self.members[0].rnn
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.members[0].head
+
+    @property
+    def skip(self) -> nn.Linear | None:
+        return self.members[0].skip
+
+    @property
+    def dropout(self) -> float:
+        return self.members[0].dropout
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x: (B, L, C) with the target in channel 0 -> (B, H).
+        """x: (B, L, C) with the target in channel 0 -> (B, H); (K, B, H) for K members in training.
 
         ``generator`` draws the dropout masks in training (default: torch's global RNG); the
         sharded CPU training step gives each thread its own, so runs stay reproducible.
@@ -142,23 +203,24 @@ class LSTMForecaster(nn.Module):
             x = (x - loc) / scale
         else:
             loc = scale = None
-        out = x
-        for k, layer in enumerate(self.rnn):
-            if k > 0 and self.training and self.dropout > 0:
-                out = locked_dropout(out, self.dropout, generator)
-            out, _ = layer(out)  # (B, L, hidden)
-        y = self.head(out[:, -1])  # (B, H)
-        if self.skip is not None:
-            y = y + self.skip(x[:, :, 0])  # (B, L) -> (B, H)
+        y = torch.stack([m(x, generator) for m in self.members])  # (K, B, H)
         if scale is not None:
-            y = y * scale[:, :, 0]
+            y = y * scale[None, :, :, 0]
         if loc is not None:
-            y = y + loc[:, :, 0]
-        return y
+            y = y + loc[None, :, :, 0]
+        if self.n_members == 1:
+            return y[0]  # (B, H)
+        return (
+            y if self.training else y.median(dim=0).values if self.n_members % 2 else y.quantile(0.5, dim=0)
+        )
 
     @classmethod
     def from_args(cls, args: ModelArgs | dict[str, Any]) -> LSTMForecaster:
-        a = args if isinstance(args, ModelArgs) else ModelArgs(**args)
+        a = (
+            args
+            if isinstance(args, ModelArgs)
+            else ModelArgs(**{**args, "member_inputs": tuple(args.get("member_inputs", ()))})
+        )
         return cls(**asdict(a))
 
     def n_params(self) -> int:

@@ -146,6 +146,13 @@ def residuals(
     return np.concatenate(out) if out else np.empty((0, panel.horizon))
 
 
+def resolved_for(cfg: Config, n_series: int) -> Config:
+    """``cfg`` with the model's and training's ``auto`` keys settled for ``n_series`` series."""
+    return Config.model_construct(
+        window=cfg.window, model=cfg.model.resolved(n_series), train=cfg.train.resolved(n_series)
+    )
+
+
 def fit(
     cfg: Config,
     panel: Panel,
@@ -153,14 +160,17 @@ def fit(
     checkpoint_path: Path | None = None,
     fingerprint: str = "",
     progress: bool = True,
+    validation: bool = True,
 ) -> tuple[LSTMForecaster, dict[str, Any]]:
-    """Train one model on sampled windows of every series, early-stop on val loss.
+    """Train one model on the train windows of every series, early-stop on val loss.
 
     Returns the best epoch's model (on the CPU, eval mode) and ``info``: history, best
     epoch/val loss, timing, ``n_params``, window counts, ``n_series``, ``windows_per_epoch``,
     ``sample_by``, ``val_windows_total`` and ``val_sampled``. Reads only ``cfg.window``,
     ``cfg.model`` and ``cfg.train``; needs no files (``checkpoint_path=None``: no checkpoints).
+    ``validation=False`` (a refit): no val windows, every epoch runs and the last one is kept.
     """
+    cfg = resolved_for(cfg, panel.n_series)
     tc = cfg.train
     check_window((panel.input_size, panel.horizon), cfg)
     seed_everything(tc.seed)
@@ -170,8 +180,8 @@ def fit(
     wpe = windows_per_epoch(tc, train_ranges.total)
     sampler = WindowSampler(train_ranges, wpe or train_ranges.total, seed=tc.seed, weighting=tc.sample_by)
     train_index = train_ranges.index() if wpe is None else None
-    val_idx, val_total = val_index(panel, tc.seed)
-    if len(val_idx) == 0:
+    val_idx, val_total = val_index(panel, tc.seed) if validation else (np.empty((0, 2), np.int64), 0)
+    if len(val_idx) == 0 and validation:
         raise TrainingError("no val windows in any series; check split.* and window.*")
     model = build_model(cfg, len(panel.columns)).to(device)  # draws the initial weights from the seeded RNG
     n_steps = sampler.n_batches(tc.batch_size)
@@ -186,7 +196,9 @@ def fit(
         if wpe is None
         else f"{wpe} windows/epoch drawn by {tc.sample_by} of {train_ranges.total}",
         n_steps,
-        f"all {val_total} val windows"
+        "nothing (a refit: the last epoch is kept)"
+        if not validation
+        else f"all {val_total} val windows"
         if val_total == len(val_idx)
         else f"a seeded {len(val_idx)} of {val_total}",
     )
@@ -199,6 +211,8 @@ def fit(
         return train_epoch(batches, n_steps, loop.step, loop.updater, epoch=epoch, cfg=tc, progress=progress)
 
     def validate_one(epoch: int) -> float:
+        if not validation:
+            return -float(epoch)  # each epoch "improves": the last one is kept
         val_loss = float(np.mean(residuals(model, panel, val_idx, device) ** 2))
         if not math.isfinite(val_loss):
             raise TrainingError(f"validation loss is {val_loss} at epoch {epoch}; training stopped")
@@ -219,6 +233,16 @@ def fit(
         sample_by="every window" if wpe is None else tc.sample_by,
     )
     return model.cpu(), summary
+
+
+def refit(
+    cfg: Config, panel: Panel, epochs: int, device: torch.device, through: str = "test", progress: bool = True
+) -> tuple[LSTMForecaster, dict[str, Any]]:
+    """The model trained again from scratch, same seed, on every row up to the end of ``through``
+    (val and test rows included) for the ``epochs`` early stopping chose; no validation."""
+    tc = cfg.train.model_copy(update={"epochs": max(int(epochs), 1), "resume": False})
+    again = Config.model_construct(window=cfg.window, model=cfg.model, train=tc)
+    return fit(again, panel.train_through(through), device, progress=progress, validation=False)
 
 
 def model_card(
@@ -249,10 +273,11 @@ def run_train(window: WindowConfig, model: ModelConfig, train: TrainConfig, path
     and the loss plots."""
     # fit() and build_model() read only these three sections of a Config
     cfg = Config.model_construct(window=window, model=model, train=train)
-    sections = {"window": window, "model": model, "train": train}
-    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     fast_cpu_math()
     panel = load_panel(paths.prepared)  # edge: read (values memory-mapped)
+    settled = resolved_for(cfg, panel.n_series)  # auto keys, as fit settles them
+    sections = {"window": settled.window, "model": settled.model, "train": settled.train}
+    resolved = {name: section.model_dump(mode="json") for name, section in sections.items()}
     check_window((panel.input_size, panel.horizon), cfg)
     device = select_device(cfg.train.device)
     ckpt = paths.checkpoints / CHECKPOINT

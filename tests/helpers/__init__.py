@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: small real data sets and the repos that hold them."""
