@@ -172,6 +172,12 @@ def _cmd_archive(args: argparse.Namespace) -> Any:
         got = pull_archive(paths, cfg.monitor, folder, since)
         return {"pulled": len(got), "files": len(archive_files(folder)), "folder": str(folder)}
     if args.action == "prune":
+        if not args.before:
+            from tsforecast.errors import ConfigError
+
+            raise ConfigError(
+                "archive prune needs --before DATE (files whose origin is before it are deleted)"
+            )
         gone = prune(folder, pd.Timestamp(args.before), dry_run=args.dry_run)
         for p in gone:
             print(f"{'would remove' if args.dry_run else 'removed'} {p.name}")

@@ -148,7 +148,14 @@ def _same_decision_in_process(repo: Path, first: Path, worker_report: dict) -> N
     from tsforecast.io import read_json
     from tsforecast.monitoring.archive import read_archive
     from tsforecast.monitoring.expected import load_expected
-    from tsforecast.monitoring.monitor import fallback_champion, gather, read_newest, read_reference
+    from tsforecast.monitoring.monitor import (
+        fallback_champion,
+        gather,
+        read_newest,
+        read_reference,
+        read_training,
+        resolve_period,
+    )
     from tsforecast.monitoring.types import archive_dir
     from tsforecast.paths import Paths
 
@@ -157,10 +164,12 @@ def _same_decision_in_process(repo: Path, first: Path, worker_report: dict) -> N
     archive = archive[archive["file"] == first.name]  # what the archive held when night 2's monitor ran
     registered = read_json(paths.reports / "registered.json")
     decisions = [r for r in _records(repo, "decision") if r["data_end"] != worker_report["data_end"]]
+    newest = read_newest(cfg.data, repo / ".refresh/data/validated")
+    period = resolve_period(cfg.evaluate.seasonal_period, read_training(paths), newest.attrs["freq"])
     ev = gather(
-        archive, read_newest(cfg.data, repo / ".refresh/data/validated"), read_reference(paths),
+        archive, newest, read_reference(paths),
         lambda c: load_expected(paths, c, registered, cfg.register.model_name, cfg.monitor.band),
-        cfg.data, cfg.evaluate, cfg.monitor, decisions, fallback_champion(paths, registered),
+        cfg.data, period, cfg.monitor, decisions, fallback_champion(paths, registered),
     )  # fmt: skip
     assert ev.decision.to_dict()["reasons"] == worker_report["decision"]["reasons"]
 

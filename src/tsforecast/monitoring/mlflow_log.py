@@ -82,9 +82,13 @@ def _download(uri: str, run_id: str, artifact: str, dst: str) -> Path:
     )
 
 
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def ensure_run(client: Any, experiment_id: str, tags: dict[str, str], name: str, note: str = "") -> str:
     """The run of ``experiment_id`` carrying ``tags`` (created, with ``name``, when there is none)."""
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    query = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items())
     found = client.search_runs([experiment_id], filter_string=query, max_results=1)
     if found:
         return found[0].info.run_id

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,9 @@ from tsforecast.monitoring.types import (
     finite_or_none,
 )
 from tsforecast.paths import Paths
+
+if TYPE_CHECKING:
+    from tsforecast.dataset.panel import Panel
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +103,11 @@ def _ns(values: pd.Series) -> pd.Series:
 
 
 def read_newest(data: DataConfig, folder: Path) -> pd.DataFrame:
-    """The newest data as ``[id, timestamp, actual]``, sorted (one series gets the implicit id)."""
+    """The newest data as ``[id, timestamp, actual]``, sorted (one series gets the implicit id);
+    its frequency (validate's) in ``.attrs["freq"]``."""
     from tsforecast.data.validate import read_validated
 
-    frame, _ = read_validated(folder)
+    frame, meta = read_validated(folder)
     idc = id_column(data)
     long = with_series_id(frame, data)
     out = long[[idc, data.timestamp_column, data.target]].rename(
@@ -111,16 +115,34 @@ def read_newest(data: DataConfig, folder: Path) -> pd.DataFrame:
     )
     out[idc] = out[idc].astype(str)
     out["timestamp"] = _ns(out["timestamp"])
-    return out.sort_values([idc, "timestamp"], kind="stable").reset_index(drop=True)
+    out = out.sort_values([idc, "timestamp"], kind="stable").reset_index(drop=True)
+    out.attrs["freq"] = meta.get("freq")
+    return out
+
+
+def read_training(paths: Paths) -> Panel | None:
+    """The panel of the last retrain (data/prepared/), None when there is none."""
+    from tsforecast.dataset.panel import is_panel_dir, load_panel
+
+    return load_panel(paths.prepared) if is_panel_dir(paths.prepared) else None
 
 
 def read_reference(paths: Paths) -> drift.Reference | None:
     """The training rows of the last retrain (data/prepared/), None when there is no panel there."""
-    from tsforecast.dataset.panel import is_panel_dir, load_panel
+    panel = read_training(paths)
+    return drift.reference_from_panel(panel) if panel is not None else None
 
-    if not is_panel_dir(paths.prepared):
-        return None
-    return drift.reference_from_panel(load_panel(paths.prepared))
+
+def resolve_period(setting: int | str, training: Panel | None, freq: str | None) -> int:
+    """``evaluate.seasonal_period`` as a number: as set, or ``auto`` resolved as evaluate resolves it
+    on the training panel (without one: the daily or natural period of the data's frequency)."""
+    from tsforecast.dataset.auto import panel_period, period_candidates
+
+    if setting != "auto":
+        return int(setting)
+    if training is not None:
+        return panel_period(setting, training).value
+    return period_candidates(freq)[0] if freq else 1
 
 
 # ---------------------------------------------------------------------------- pure
@@ -158,18 +180,18 @@ def gather(
     reference: drift.Reference | None,
     expected_for: Any,
     data: DataConfig,
-    evaluate: EvaluateConfig,
+    period: int,
     monitor: MonitorConfig,
     decisions: list[dict[str, Any]] | None = None,
     fallback: str | None = None,
 ) -> Evidence:
-    """Score, measure, decide (pure but for ``expected_for(champion)``, the band's lookup).
+    """Score, measure, decide (pure but for ``expected_for(champion)``, the band's lookup); ``period``
+    is the resolved seasonal period (MASE, the drift profile and its default window).
 
     ``decisions``: the earlier decision records (oldest first): a drift already acted on does not
     trigger again, and the champion's age counts from its last challenge. ``fallback``: the champion
     when nothing was archived yet (a model registered or trained before any delivery)."""
     idc = id_column(data)
-    period = evaluate.seasonal_period
     if archive.empty:
         by_series, origins = pd.DataFrame(), realized.by_origin(pd.DataFrame({"n": []}), [])
     else:
@@ -310,7 +332,9 @@ def run_monitor(
     folder = Path(data_dir) if data_dir is not None else paths.validated
     newest = read_newest(data, folder)  # edge: reads
     archive, unreadable = read_archive(archive_dir(paths), data)
-    reference = read_reference(paths)
+    training = read_training(paths)
+    reference = drift.reference_from_panel(training) if training is not None else None
+    period = resolve_period(evaluate.seasonal_period, training, newest.attrs.get("freq"))
     registered = _registered(paths)
 
     def expected_for(champion: str | None) -> Expected | None:
@@ -318,9 +342,7 @@ def run_monitor(
 
     decisions = read_records(decisions_dir(paths), "decision")
     fallback = fallback_champion(paths, registered)
-    ev = gather(
-        archive, newest, reference, expected_for, data, evaluate, monitor, decisions, fallback
-    )  # pure
+    ev = gather(archive, newest, reference, expected_for, data, period, monitor, decisions, fallback)  # pure
     level = coverage_level(ev.origins, forecast)
     shown = str(folder.relative_to(paths.root)) if folder.is_relative_to(paths.root) else str(folder)
     report = build_report(ev, level, len(archive_files(archive_dir(paths))), unreadable, shown)
