@@ -99,6 +99,9 @@ def run_suites(suites: list[Suite], docs_dir: Path) -> list[dict[str, Any]]:
     source = context.data_sources.add_pandas("tsforecast")
     results = [result for suite in suites for result in _run_suite(context, source, suite)]
     context.build_data_docs(site_names=[SITE_NAME])  # every suite and result, one index
+    from tsforecast.data.offline_docs import localize_data_docs
+
+    localize_data_docs(docs_dir)  # the CDN assets shipped with the site: it works offline
     return results
 
 
@@ -125,9 +128,6 @@ def _run_suite(context: Any, source: Any, suite: Suite) -> list[dict[str, Any]]:
     outcome = checkpoint.run(
         batch_parameters={"dataframe": suite.frame}, run_id=RunIdentifier(run_name="tsforecast-validate")
     )
-    from tsforecast.data.offline_docs import localize_data_docs
-
-    localize_data_docs(docs_dir)  # the CDN assets shipped with the site: it works offline
     (suite_result,) = outcome.run_results.values()
     by_id = {r.expectation_config.id: r for r in suite_result.results}
     results = []
