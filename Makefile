@@ -73,12 +73,13 @@ mlflow-ui: install  ## browse runs and models at http://127.0.0.1:5000
 
 # Every generated output that exists. Kept: the committed results (metrics/*.json, plots/*.json,
 # reports/validation.json), your data under data/external/, and the DVC cache and remote.
-GENERATED = $(VENV) .checkpoints .refresh data/raw data/validated data/prepared models forecasts metrics/*.parquet \
-	plots/*.png reports/data_docs reports/registered.json mlflow.db mlflow.db-* mlartifacts mlruns \
+GENERATED = $(VENV) .checkpoints .refresh .replay data/raw data/validated data/prepared models forecasts/forecast.parquet \
+	metrics/*.parquet plots/*.png reports/data_docs reports/registered.json mlflow.db mlflow.db-* mlartifacts mlruns \
 	.prefect dvc_plots site
 CLEAN = $(wildcard $(GENERATED))
 
-clean:  ## remove .venv and every generated output, listed as it runs (keeps committed metrics, data/external, DVC cache)
+clean:  ## remove .venv and every generated output, listed as it runs (keeps committed metrics, data/external, DVC cache, the forecast archive)
 	@echo "removing: $(or $(CLEAN),nothing: no generated output here)"
-	@echo "keeping: metrics/*.json, plots/*.json, reports/validation.json (committed), data/external/, the DVC cache"
+	@echo "keeping: metrics/*.json, plots/*.json, reports/validation.json (committed), data/external/, the DVC cache,"
+	@echo "         forecasts/archive/ and forecasts/decisions/ (every delivered forecast and retrain decision)"
 	rm -rf $(CLEAN)

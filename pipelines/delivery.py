@@ -33,6 +33,9 @@ REFRESH_STAGES = ("ingest", "validate", "forecast")
 CARRIED = ("models", "reports/registered.json")
 #: Local MLflow stores (the default sqlite:///<root>/mlflow.db), linked from the checkout.
 LINKED = ("mlflow.db", "mlartifacts")
+#: The archive of delivered forecasts (tsforecast.monitoring): the checkout's, linked, so a
+#: refresh's delivery is archived with every other delivery.
+ARCHIVE = "forecasts/archive"
 #: The command a refresh stage runs; ``tsforecast <stage> --root <scratch>`` follows.
 CLI = (sys.executable, "-m", "tsforecast")
 EX_TEMPFAIL = 75  # the CLI's exit code for a transient fault (convention 8)
@@ -104,7 +107,24 @@ def refresh_root(root: Path, name: str = REFRESH_DIR) -> Path:
         link = scratch / rel
         if (root / rel).exists() and not link.is_symlink() and not link.exists():
             link.symlink_to(os.path.relpath(root / rel, scratch))
+    _link_archive(root, scratch)
     return scratch
+
+
+def _link_archive(root: Path, scratch: Path) -> None:
+    """``<scratch>/forecasts/archive`` -> the checkout's archive (files a refresh root holds from
+    before the link are moved over, never overwriting one)."""
+    target, link = root / ARCHIVE, scratch / ARCHIVE
+    target.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        return
+    if link.is_dir():
+        for f in link.glob("*.parquet"):
+            if not (target / f.name).exists():
+                shutil.move(str(f), target / f.name)
+        shutil.rmtree(link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(target, link.parent))
 
 
 def cli_stage(root: Path, stage: str, log: Logger) -> CommandResult:

@@ -13,6 +13,12 @@ The run ends by publishing forecasts/forecast.parquet as the table artifact ``fo
 ``.refresh/`` (pipelines/delivery.py): new data, the current champion, no training, nothing
 DVC tracks touched; it publishes the same artifact.
 
+``forecast_on_evidence`` (the nightly deployment: ``forecast_pipeline`` with
+``retrain="on-evidence"``) retrains only when ``tsforecast monitor`` decides so: tonight's rows
+are ingested and validated in ``.refresh/``, the monitor scores the archive against them and
+decides; a retrain runs every DVC stage (the gate decides the alias, the verdict is recorded),
+otherwise the champion forecasts in ``.refresh/`` as the refresh does (pipelines/evidence.py).
+
 Deployments are in prefect.yaml; pipelines/README.md explains workers and pools.
 """
 
@@ -64,6 +70,7 @@ from pipelines.dvc_runner import (
     write_files,
     write_workspace_files,
 )
+from pipelines.evidence import MONITOR_KEY, monitor_cli, monitor_markdown, record_gate_cli
 from pipelines.run_report import TRAIN_JSON, build_report
 
 TRAIN_GPU_DEPLOYMENT = "train-gpu/train-gpu"  # <flow name>/<deployment name>, see prefect.yaml
@@ -267,6 +274,7 @@ def forecast_pipeline(
     retries: int = RETRIES,
     retry_backoff_s: float = RETRY_BACKOFF_S,
     train_timeout_s: float = TRAIN_TIMEOUT_S,
+    retrain: Literal["always", "on-evidence"] = "always",
 ) -> dict[str, Any]:
     """ingest -> validate -> window -> train -> evaluate -> register (then the other stages of
     dvc.yaml), each a `dvc repro` of one stage; ends by publishing forecasts/forecast.parquet as
@@ -278,9 +286,13 @@ def forecast_pipeline(
         retries: retries of a transient fault per task (data and config errors: none).
         retry_backoff_s: first retry delay; it doubles with each retry.
         train_timeout_s: how long to wait for the `train-gpu` deployment when training there.
+        retrain: ``always`` (every stage, as `dvc repro`), or ``on-evidence`` (the nightly
+            deployment): :func:`forecast_on_evidence`, training only when the monitor decides so.
     """
     from tsforecast.config import load_config
 
+    if retrain == "on-evidence":  # in this flow run (.fn): its tasks and artifacts are the nightly run's
+        return forecast_on_evidence.fn(repo_dir, retries, retry_backoff_s, train_timeout_s)
     root = repo_root(repo_dir)
     log = get_run_logger()
     plan = stage_plan(root, stages, log)
@@ -358,6 +370,72 @@ def forecast_refresh(
         run_cli_stage.with_options(name=stage, **opts)(scratch, stage)
     published = publish_forecast(str(root), str(Path(scratch) / FORECAST_PARQUET), "hourly refresh")
     return {"stages": plan, "root": scratch, "forecast": published}
+
+
+@task(name="monitor", **_TASK_DEFAULTS)
+def monitor_decision(root: str, data_dir: str) -> dict[str, Any]:
+    """``tsforecast monitor --data <data_dir>``: the archive scored, drift, the decision (monitor.json)."""
+    return monitor_cli(Path(root), Path(data_dir), get_run_logger())
+
+
+@task(name="record-gate", **_TASK_DEFAULTS)
+def record_gate(root: str) -> dict[str, Any]:
+    """``tsforecast monitor --record-gate``: the gate's verdict on tonight's retrain, recorded."""
+    return record_gate_cli(Path(root), get_run_logger())
+
+
+@task(name="publish-monitor", cache_policy=NO_CACHE)
+def publish_monitor(report: dict[str, Any], gate: dict[str, Any] | None) -> str:
+    """The night's decision, its reasons and the numbers behind them as a markdown artifact."""
+    markdown = monitor_markdown(report, gate)
+    create_markdown_artifact(
+        markdown=markdown, key=MONITOR_KEY, description="tsforecast: the nightly decision"
+    )
+    return markdown
+
+
+@flow(name="forecast-on-evidence", log_prints=True)
+def forecast_on_evidence(
+    repo_dir: str | None = None,
+    retries: int = RETRIES,
+    retry_backoff_s: float = RETRY_BACKOFF_S,
+    train_timeout_s: float = TRAIN_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Tonight's rows in, the monitor's decision, a retrain only when decided, a forecast out.
+
+    ingest -> validate in ``.refresh/`` (nothing DVC tracks changes) -> ``tsforecast monitor``
+    against those rows -> retrain: every DVC stage (:func:`forecast_pipeline`; the gate moves the
+    alias or not) and ``tsforecast monitor --record-gate``; otherwise: forecast with the champion
+    in ``.refresh/``. Every delivery is archived by the forecast stage itself.
+    """
+    root = repo_root(repo_dir)
+    opts = _retrying(retries, retry_backoff_s)
+    scratch = prepare_refresh(str(root))
+    for stage in ("ingest", "validate"):
+        run_cli_stage.with_options(name=stage, **opts)(scratch, stage)
+    report = monitor_decision.with_options(**opts)(str(root), str(Path(scratch) / "data" / "validated"))
+    gate: dict[str, Any] | None = None
+    if report["decision"]["retrain"]:
+        inner = forecast_pipeline.fn(  # the stages as tasks of this run, as `forecast-on-demand` runs them
+            repo_dir=str(root),
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            train_timeout_s=train_timeout_s,
+        )
+        gate = record_gate.with_options(**opts)(str(root))
+        published, ran = inner.get("forecast"), inner.get("ran", [])
+    else:
+        run_cli_stage.with_options(name="forecast", **opts)(scratch, "forecast")
+        published = publish_forecast(str(root), str(Path(scratch) / FORECAST_PARQUET), "nightly, no retrain")
+        ran = []
+    publish_monitor(report, gate)
+    return {
+        "decision": report["decision"],
+        "retrained": "train" in ran,
+        "ran": ran,
+        "gate": gate,
+        "forecast": published,
+    }
 
 
 @task(name="sync-workspace", cache_policy=NO_CACHE)
@@ -476,8 +554,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this dvc.yaml stage (repeat for several; default: every stage, in order)",
     )
     parser.add_argument("--retries", type=int, default=RETRIES, help="retries of a transient fault per task")
+    parser.add_argument(
+        "--on-evidence",
+        action="store_true",
+        help="run the nightly logic instead: retrain only when `tsforecast monitor` decides so",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.on_evidence:
+            night = forecast_on_evidence(repo_dir=args.repo_dir, retries=args.retries)
+            verdict = "retrain" if night["decision"]["retrain"] else "keep the champion"
+            print(f"nightly done: {verdict}: {'; '.join(night['decision']['reasons'])}")
+            return 0
         result = forecast_pipeline(repo_dir=args.repo_dir, stages=args.stages, retries=args.retries)
     except Exception as exc:  # the flow logged the stage's own error; one line for the shell
         print(

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from tsforecast import stages
@@ -131,6 +132,65 @@ def _cmd_explain_gradients(args: argparse.Namespace) -> dict[str, Any]:
     return run_explain_gradients(paths, seq_len=args.seq_len, hidden_size=args.hidden_size, seed=args.seed)
 
 
+def _cmd_monitor(args: argparse.Namespace) -> Any:
+    from tsforecast.monitoring.monitor import record_gate, run_monitor
+
+    cfg, paths = _context(args)
+    if args.record_gate:
+        return record_gate(cfg.register, cfg.monitor, paths, track=not args.no_mlflow)
+    result = run_monitor(
+        cfg.data, cfg.evaluate, cfg.forecast, cfg.monitor, cfg.register, paths,
+        data_dir=args.data, track=not args.no_mlflow,
+    )  # fmt: skip
+    for reason in result.reasons:
+        print(f"{'retrain' if result.retrain else 'keep'}: {reason}")
+    return result
+
+
+def _cmd_replay(args: argparse.Namespace) -> Any:
+    from tsforecast.monitoring.replay import run_replay
+    from tsforecast.monitoring.replay_data import parse_overrides
+
+    cfg, paths = _context(args)
+    return run_replay(
+        cfg, paths, args.rounds, epochs=args.epochs, overrides=parse_overrides(args.set),
+        shift=args.shift, shift_round=args.shift_round, scratch=args.scratch,
+    )  # fmt: skip
+
+
+def _cmd_archive(args: argparse.Namespace) -> Any:
+    import pandas as pd
+
+    from tsforecast.monitoring.archive import archive_files, prune
+    from tsforecast.monitoring.mlflow_log import pull_archive
+    from tsforecast.monitoring.types import archive_dir
+
+    cfg, paths = _context(args)
+    folder = archive_dir(paths)
+    if args.action == "pull":
+        since = pd.Timestamp(args.since) if args.since else None
+        got = pull_archive(paths, cfg.monitor, folder, since)
+        return {"pulled": len(got), "files": len(archive_files(folder)), "folder": str(folder)}
+    if args.action == "prune":
+        if not args.before:
+            from tsforecast.errors import ConfigError
+
+            raise ConfigError(
+                "archive prune needs --before DATE (files whose origin is before it are deleted)"
+            )
+        gone = prune(folder, pd.Timestamp(args.before), dry_run=args.dry_run)
+        for p in gone:
+            print(f"{'would remove' if args.dry_run else 'removed'} {p.name}")
+        return {
+            "removed" if not args.dry_run else "would_remove": len(gone),
+            "left": len(archive_files(folder)),
+        }
+    files = archive_files(folder)
+    for p in files:
+        print(p.name)
+    return {"files": len(files), "folder": str(folder)}
+
+
 HELP = {spec.name: spec.help for spec in stages.STAGES}
 
 INPUT_HELP = (
@@ -224,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_summary, title="summary")
 
+    _monitoring_parsers(sub, common)
+
     p = sub.add_parser("explain", help="illustrations of how the model works")
     esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     g = esub.add_parser(
@@ -239,6 +301,70 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_cmd_explain_gradients, title="explain gradients")
     return parser
+
+
+def _monitoring_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``monitor``, ``replay`` and ``archive``: forecasts checked against what happened (docs/monitoring.md)."""
+    p = sub.add_parser(
+        "monitor",
+        parents=[common],
+        help="score every archived forecast against the newest data, measure drift, decide whether to retrain",
+        description="Score forecasts/archive/ against the newest validated data (realized MAE, mse_scaled, "
+        "MASE, coverage), compare with the champion's backtest band, measure drift against the training "
+        "rows, decide whether to retrain (monitor.* in params.yaml). Writes metrics/monitor.json, "
+        "metrics/monitor_by_series.parquet, plots/monitor.png, a record in forecasts/decisions/ and the "
+        "realized accuracy to MLflow. Not a DVC stage: it decides whether the training stages run.",
+    )
+    p.add_argument("--data", help="validated data folder to score against (default: data/validated)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument(
+        "--record-gate",
+        action="store_true",
+        help="after a decided retrain: record the gate's verdict (reports/registered.json) beside the decision",
+    )
+    p.set_defaults(func=_cmd_monitor, title="monitor")
+
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="replay the nightly logic on your own history: hold back N x horizon rows, feed them back",
+        description="Hold back the last N x window.horizon rows of every series, train the first champion on "
+        "the rest, then feed horizon rows a round and run the nightly logic each round (ingest, validate, "
+        "monitor, decision, retrain when decided, gate, forecast) in a scratch root (.replay/<time>/); "
+        "writes reports/replay.json and plots/replay.png. Your own outputs, registry and archive are "
+        "untouched. On the default data and 2 cores a retrain round takes ~1.5 min (30 epochs); --epochs "
+        "shortens it.",
+    )
+    p.add_argument("--rounds", type=int, required=True, metavar="N", help="rounds of window.horizon rows")
+    p.add_argument(
+        "--epochs", type=int, help="train.epochs for the replay's trainings (default: params.yaml's)"
+    )
+    p.add_argument(
+        "-S", "--set", action="append", metavar="KEY=VALUE",
+        help="override a param for the replay only, e.g. -S monitor.patience=1 (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--shift", type=float, default=0.0,
+        help="multiply the target of the fed rows by 1 + SHIFT from --shift-round on (e.g. 0.1: +10%% load)",
+    )  # fmt: skip
+    p.add_argument("--shift-round", type=int, default=1, help="first round with the shift (default 1)")
+    p.add_argument("--scratch", type=Path, help="the scratch root (default: .replay/<time>/ in the checkout)")
+    p.set_defaults(func=_cmd_replay, title="replay")
+
+    p = sub.add_parser(
+        "archive",
+        parents=[common],
+        help="the archive of delivered forecasts: list, pull from the MLflow store, prune old files",
+        description="forecasts/archive/ keeps every delivered forecast. `list` names its files; `pull` "
+        "downloads the files another machine delivered (tsforecast monitor uploads them to the MLflow "
+        "artifact store, experiment monitor.experiment, run forecast-archive); `prune --before DATE` "
+        "deletes local files whose origin is before DATE (the only deletion; the store keeps its copy).",
+    )
+    p.add_argument("action", choices=["list", "pull", "prune"])
+    p.add_argument("--before", help="prune: origins before this date (e.g. 2024-01-01)")
+    p.add_argument("--since", help="pull: only origins from this date on")
+    p.add_argument("--dry-run", action="store_true", help="prune: only name the files")
+    p.set_defaults(func=_cmd_archive, title="archive")
 
 
 def _version() -> str:

@@ -273,6 +273,43 @@ class BacktestConfig(_Section):
         return v
 
 
+class MonitorConfig(_Section):
+    """``tsforecast monitor``: realized accuracy of the delivered forecasts and the retrain decision.
+
+    Retrain when (1) the realized ``mse_scaled`` pooled over the champion's last ``recent``
+    scored origins stayed above the expected upper (backtest ``mse_scaled`` + ``band`` x the
+    spread of its cutoffs) for ``patience`` origins in a row, (2) the newest rows drifted from
+    the training rows (level, scale or seasonal profile past its threshold) in more than
+    ``drift_share`` of the series, or (3) the champion's training data ended more than
+    ``max_age`` before the newest row. See docs/monitoring.md.
+    """
+
+    recent: PositiveInt = 3  # origins pooled into the realized error the decision compares
+    band: NonNegativeFloat = 3.0  # upper = expected mse_scaled + band x spread across backtest cutoffs
+    patience: PositiveInt = 2  # origins in a row above the upper before a retrain
+    # newest rows per series compared with the training rows (auto: evaluate.seasonal_period)
+    drift_window: Literal["auto"] | PositiveInt = "auto"
+    drift_level: PositiveFloat = 0.5  # |mean(newest - train profile)| / std(train)
+    drift_scale: PositiveFloat = 0.4  # |log(spread of newest / the train rows' spread at those phases)|
+    drift_profile: PositiveFloat = 0.35  # RMS of the demeaned gap to the train profile / std(train)
+    drift_share: float = Field(0.1, ge=0.0, lt=1.0)  # share of drifted series tolerated (one series: none)
+    max_age: str | None = "7D"  # in data time; null: age never triggers a retrain
+    experiment: str = Field("tsforecast-monitor", min_length=1)  # MLflow experiment of the realized runs
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            age = pd.Timedelta(v)
+        except ValueError:
+            age = None
+        if age is None or pd.isna(age) or age <= pd.Timedelta(0):
+            raise ValueError(f"'{v}' is not a positive duration; use e.g. '7D', '36h' or null")
+        return v
+
+
 def scheduler_address_problem(address: object) -> str | None:
     """Why ``address`` is not a Dask scheduler address (tcp://host:port), or None when it is one
     (or None: no scheduler)."""
@@ -324,6 +361,7 @@ class Config(_Section):
     forecast: ForecastConfig = ForecastConfig()
     backtest: BacktestConfig = BacktestConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Config:

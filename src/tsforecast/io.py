@@ -83,6 +83,38 @@ def atomic_file(target: str | os.PathLike[str], mode: str = "w") -> Iterator[Any
         raise
 
 
+@contextlib.contextmanager
+def atomic_create(target: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]:
+    """Like :func:`atomic_file`, but never replaces: the file appears whole, once, or not at all.
+
+    The temp file is hard-linked to ``target`` (which fails if ``target`` exists:
+    :class:`FileExistsError`, the temp file removed), so a later writer cannot overwrite it and
+    a killed writer leaves only a hidden ``.<name>.tmp-*`` file, never a partial ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, target)  # atomic, and refuses an existing target
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: exclusive only between checks
+            if target.exists():
+                raise FileExistsError(f"{target} exists; it is never overwritten") from None
+            os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_png(fig: Any, path: str | os.PathLike[str]) -> None:
     """Save a matplotlib figure as a PNG atomically, then close it."""
     import matplotlib.pyplot as plt

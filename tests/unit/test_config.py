@@ -27,7 +27,8 @@ from tsforecast.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "params.yaml"
 SECTIONS = [
-    "data", "split", "window", "model", "train", "evaluate", "register", "forecast", "backtest", "orchestration"
+    "data", "split", "window", "model", "train", "evaluate", "register", "forecast", "backtest", "orchestration",
+    "monitor",
 ]  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from tsforecast.evaluation.intervals import level_name
 from tsforecast.forecasting.core import forecast_long
 from tsforecast.forecasting.plots import future_rows, plot_future, shown_series
 from tsforecast.io import atomic_file, read_json, write_json
+from tsforecast.monitoring.archive import archive_forecast
 from tsforecast.paths import Paths
 from tsforecast.progress import progress_mode
 from tsforecast.training.card import ModelCard
@@ -227,6 +228,8 @@ def run_forecast(
         lv,
         parquet,
     )
+    delivered = without_series_id(out, data)  # as forecast.parquet holds it
+    archive_forecast(delivered, without_series_id(history, data), data, used, card.to_extra(), paths)
     return ForecastResult(
         model=used,
         source=choice.source,
