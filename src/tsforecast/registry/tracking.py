@@ -48,9 +48,9 @@ def tracking_uri(paths: Paths) -> str:
     """``MLFLOW_TRACKING_URI`` when set (a real server), else ``sqlite:///<root>/mlflow.db``.
 
     ``<root>`` is the user's repo also when a DVC experiment runs in a temporary copy of it
-    (``dvc exp run --temp``, ``dvc queue start``): :func:`tsforecast.workspace.user_root`.
+    (``dvc exp run --temp``, ``dvc queue start``): :func:`tsforecast.paths.user_root`.
     """
-    from tsforecast.workspace import user_root
+    from tsforecast.paths import user_root
 
     store = user_root(paths.root) / paths.mlflow_db.name
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store}"
