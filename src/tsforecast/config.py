@@ -97,11 +97,18 @@ class DataConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Chronological split: all fractions (sum <= 1) or all integer row counts."""
+    """Chronological split: all fractions (sum <= 1), all integer row counts, or all ``auto``.
 
-    train: float | int = 0.7
-    val: float | int = 0.1
-    test: float | int = 0.2
+    ``auto`` (the default) is settled by :meth:`resolved` once the number of series is known:
+    one series gets fractions 0.7 / 0.1 / 0.2 (many test windows, the long-horizon literature's
+    protocol); many series get row counts anchored at each series' end, val and test one horizon
+    each and train every row before val (the M4 protocol: each series' newest rows are held out,
+    the rest trains).
+    """
+
+    train: float | int | Literal["auto"] = "auto"
+    val: float | int | Literal["auto"] = "auto"
+    test: float | int | Literal["auto"] = "auto"
     lookback: Literal["auto", True, False] = "auto"
     # row counts: where they are counted from in each series. start: train = the first `train`
     # rows (the long-horizon literature's protocol); end: test = the last `test` rows, val the
@@ -112,8 +119,10 @@ class SplitConfig(_Section):
     @field_validator("train", "val", "test", mode="before")
     @classmethod
     def _positive_number(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count")
+            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count (or auto)")
         if v <= 0:
             raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive row count")
         if isinstance(v, float) and v >= 1:
@@ -125,6 +134,14 @@ class SplitConfig(_Section):
     @model_validator(mode="after")
     def _same_kind(self) -> SplitConfig:
         parts = {"train": self.train, "val": self.val, "test": self.test}
+        autos = {k for k, v in parts.items() if v == "auto"}
+        if autos and len(autos) < 3:
+            raise ValueError(
+                f"split sets {sorted(set(parts) - autos)} but leaves {sorted(autos)} auto ({parts}); "
+                "set all three or none"
+            )
+        if autos:
+            return self
         kinds = {k: isinstance(v, int) for k, v in parts.items()}
         if len(set(kinds.values())) > 1:
             raise ValueError(
@@ -140,7 +157,21 @@ class SplitConfig(_Section):
         return self
 
     @property
+    def is_auto(self) -> bool:
+        return self.train == "auto"
+
+    def resolved(self, n_series: int, input_size: int, horizon: int) -> SplitConfig:
+        """``auto`` settled for ``n_series`` series (see the class doc); a set split as it is."""
+        if not self.is_auto:
+            return self
+        if n_series <= 1:
+            return self.model_copy(update={"train": 0.7, "val": 0.1, "test": 0.2})
+        return self.model_copy(update={"train": input_size + horizon, "val": horizon, "test": horizon})
+
+    @property
     def uses_counts(self) -> bool:
+        if self.is_auto:
+            raise ValueError("split is auto: settle it with SplitConfig.resolved(n_series, ...) first")
         return isinstance(self.train, int)
 
     @property

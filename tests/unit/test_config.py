@@ -89,7 +89,8 @@ def test_missing_keys_and_sections_take_the_defaults(tmp_path):
     assert cfg.train == TrainConfig(epochs=3)
     assert cfg.train.batch_size == 64 and cfg.train.lr == 2e-3 and cfg.train.cpu_shards == "auto"
     assert cfg.split == SplitConfig()
-    assert (cfg.split.train, cfg.split.val, cfg.split.test, cfg.split.lookback) == (0.7, 0.1, 0.2, "auto")
+    assert (cfg.split.train, cfg.split.val, cfg.split.test, cfg.split.lookback) == ("auto",) * 4
+    assert cfg.split.resolved(1, 336, 48).train == 0.7 and cfg.split.resolved(3, 336, 48).val == 48
     assert cfg.data == DataConfig()
     assert cfg.data.path == "builtin:taylor" and cfg.data.covariates == ()
     assert cfg.model == ModelConfig()
@@ -243,14 +244,28 @@ def test_bad_split_part_names_the_key_the_value_and_the_fix(value, expected):
 @pytest.mark.parametrize(
     ("split", "looks_back"),
     [
-        ({"lookback": "auto"}, False),  # fractions: inputs stay inside their split
+        ({"train": 0.7, "val": 0.1, "test": 0.2, "lookback": "auto"}, False),  # fractions: inside their split
         ({"train": 500, "val": 100, "test": 100, "lookback": "auto"}, True),  # counts: they look back
         ({"lookback": True}, True),
         ({"train": 500, "val": 100, "test": 100, "lookback": False}, False),
     ],
 )
 def test_split_lookback_auto_follows_the_split_kind_unless_set(split, looks_back):
-    assert config_from_dict({"split": split}).split.inputs_look_back is looks_back
+    resolved = config_from_dict({"split": split}).split.resolved(1, 336, 48)
+    assert resolved.inputs_look_back is looks_back
+
+
+def test_an_auto_split_is_fractions_for_one_series_and_end_anchored_horizons_for_many():
+    split = config_from_dict({}).split
+    one, many = split.resolved(1, 168, 48), split.resolved(5, 168, 48)
+    assert (one.train, one.val, one.test, one.anchor_for(1)) == (0.7, 0.1, 0.2, "start")
+    assert (many.train, many.val, many.test, many.anchor_for(5)) == (216, 48, 48, "end")
+    assert many.inputs_look_back  # counts: val/test inputs read the rows before them
+
+
+def test_a_half_auto_split_is_refused_naming_the_parts():
+    message = _error({"split": {"train": 0.8}})
+    assert "split sets ['train'] but leaves ['test', 'val'] auto" in message
 
 
 def test_split_lookback_refuses_other_values():

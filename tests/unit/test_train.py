@@ -64,6 +64,9 @@ def _fp32_and_thread_count(monkeypatch):
 def _cfg(**overrides) -> Config:
     """params.yaml shrunk to the tiny series; ``overrides`` use dotted keys with ``__`` for ``.``."""
     values = {
+        "split.train": 0.7,
+        "split.val": 0.1,
+        "split.test": 0.2,
         "window.input_size": L,
         "window.horizon": H,
         "window.stride": 1,

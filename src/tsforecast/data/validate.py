@@ -38,7 +38,7 @@ from tsforecast.data.gx_suite import expectation_rows, run_checks
 from tsforecast.data.ingest import read_raw
 from tsforecast.data.messages import Messages
 from tsforecast.data.series_facts import SeriesFacts, series_facts, validated_frame
-from tsforecast.dataset.long import with_series_id, without_series_id
+from tsforecast.dataset.long import id_column, with_series_id, without_series_id
 from tsforecast.errors import DataError, DataValidationError
 from tsforecast.io import atomic_dir, read_json, recover_dir, write_json
 from tsforecast.paths import (
@@ -183,6 +183,8 @@ def run_validate(
     facts: SeriesFacts | None = None
     suites = [frame.suite]
     if frame.usable:  # pure, in chunks, maybe on Dask
+        n_series = int(long[id_column(data)].nunique())
+        split = split.resolved(n_series, window.input_size, window.horizon)  # auto: by the number of series
         facts = series_facts(long, data, frame.columns, split, window, orchestration.dask_address)
         if facts.a.trimmed:
             log.info("dropped %d rows with an empty target before or after a series' values", facts.a.trimmed)

@@ -334,6 +334,7 @@ def build_panel(
     if frame.empty:
         raise DataError("the frame has no rows; a panel needs at least one series")
     ids, order, lengths = _group_rows(frame, id_column, timestamp_column)
+    split = split.resolved(len(ids), window.input_size, window.horizon)  # auto: by the number of series
     bounds, short = split_bounds(lengths, split, window, anchor)
     if short.any():
         if len(ids) == 1:  # one series reads as validate says it: the sizes of its parts

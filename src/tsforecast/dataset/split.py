@@ -83,6 +83,7 @@ def split_bounds(
     lengths: np.ndarray, split: SplitConfig, window: WindowConfig, anchor: Anchor = "end"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-series bounds (S, 3, 2) and a bool mask (S,) of series too short for split + window."""
+    split = split.resolved(len(lengths), window.input_size, window.horizon)  # auto: by the number of series
     small = _small_counts(split, window)
     if small:
         raise DataError(

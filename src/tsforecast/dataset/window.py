@@ -59,6 +59,8 @@ def run_window(data: DataConfig, split: SplitConfig, window: WindowConfig, paths
             "data.* changed since validate ran: run `dvc repro`"
         )
     frame = with_series_id(frame, data)  # one series is a panel of one
+    n_series = int(frame[id_column(data)].nunique())
+    split = split.resolved(n_series, window.input_size, window.horizon)  # auto: by the number of series
     panel = build_panel(  # pure
         frame,
         id_column=id_column(data),
@@ -67,7 +69,7 @@ def run_window(data: DataConfig, split: SplitConfig, window: WindowConfig, paths
         split=split,
         window=window,
         freq=meta["freq"],
-        anchor=split.anchor_for(frame[id_column(data)].nunique()),
+        anchor=split.anchor_for(n_series),
     )
     panel = replace(panel, id_column=data.id_column)  # None: one series, under the implicit id
     save_panel(panel, paths.prepared)  # edge: atomic write

@@ -122,9 +122,9 @@ def read_newest(data: DataConfig, folder: Path) -> pd.DataFrame:
 
 def read_training(paths: Paths) -> Panel | None:
     """The panel of the last retrain (data/prepared/), None when there is none."""
-    from tsforecast.dataset.panel import is_panel_dir, load_panel
+    from tsforecast.dataset.panel import VALUES_FILE, load_panel
 
-    return load_panel(paths.prepared) if is_panel_dir(paths.prepared) else None
+    return load_panel(paths.prepared) if (paths.prepared / VALUES_FILE).is_file() else None
 
 
 def read_reference(paths: Paths) -> drift.Reference | None:
