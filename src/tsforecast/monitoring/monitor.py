@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRIFT_SERIES = "monitor_drift.parquet"
+#: monitor.json's ``expected`` when the champion has no backtest (the keys stay, the numbers are null)
+NO_BAND = {"mse_scaled": None, "upper": None, "source": None, "note": "no backtest of the champion was found"}
 REGISTERED_FILE = "registered.json"
 
 
@@ -276,7 +278,7 @@ def build_report(
     return {
         "n_scored": int(len(ev.origins)),
         "by_origin": origin_rows(ev.origins, level),
-        "expected": ev.expected.to_dict() if ev.expected else None,
+        "expected": ev.expected.to_dict() if ev.expected else NO_BAND,
         "drift": ev.drift,
         "decision": ev.decision.to_dict(),
         "n_archived": n_files,
