@@ -85,7 +85,7 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_promote(args: argparse.Namespace) -> Any:
-    from tsforecast.registry.register import run_promote
+    from tsforecast.registry.promote import run_promote
 
     cfg, paths = _context(args)
     return run_promote(

@@ -95,11 +95,6 @@ class DataConfig(_Section):
             raise ValueError("id_column='' is not a column name; name the series id column or use null")
         return self
 
-    @property
-    def is_panel(self) -> bool:
-        """Whether the data holds many series (``id_column`` set)."""
-        return self.id_column is not None
-
 
 class SplitConfig(_Section):
     """Chronological split: all fractions (sum <= 1) or all integer row counts."""

@@ -4,7 +4,7 @@ Each stage is a function ``run_<stage>(<section>: <SectionConfig>, ..., paths: P
 whose parameter names are the params.yaml sections it reads. dvc.yaml's ``params:`` for the
 stage lists exactly its *result* sections (or keys inside them): every one but the execution
 sections (:data:`EXECUTION_SECTIONS`: where the work runs, not what it computes), which are in
-no stage's ``params:`` and which the environment may override (:mod:`tsforecast.execution`).
+no stage's ``params:`` and which the environment may override (:mod:`tsforecast.parallel`).
 Each entry names its function in an import statement an editor can follow (dvc.yaml's
 ``tsforecast <stage>`` -> this table -> the function: one hop); the import runs only when the
 stage runs, so ``tsforecast --help`` stays fast.
@@ -62,7 +62,7 @@ class StageSpec:
         kwargs: dict[str, Any] = {}
         for name in self.sections():
             if name == "orchestration":
-                from tsforecast.execution import resolve_orchestration
+                from tsforecast.parallel import resolve_orchestration
 
                 kwargs[name] = resolve_orchestration(cfg.orchestration)
             elif name in type(cfg).model_fields:

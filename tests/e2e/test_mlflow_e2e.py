@@ -15,6 +15,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.helpers.series_repos import (  # noqa: F401
+    E2E_PANEL_MODEL,
+    ID,
+    fixture_panel_repo_template,
+    fixture_panel_server_registration,
+)
 from tests.mlflow_fixtures import (  # noqa: F401
     BIN,
     E2E_MODEL,
@@ -96,35 +102,75 @@ def test_predict_cli_reads_the_champion_from_the_server(
     assert len(pd.read_csv(tmp_path / "out.csv")) == H
 
 
-def test_served_champion_answers_invocations(server_registration: ServerRegistration, tmp_path: Path) -> None:
-    reg = server_registration
+@pytest.fixture(params=[1, 3], ids=["one_series", "panel_of_3"])
+def registration(request: pytest.FixtureRequest) -> tuple[ServerRegistration, str]:
+    """(the registration on the server, its model name): one series, or a panel of 3."""
+    if request.param == 1:
+        return request.getfixturevalue("server_registration"), E2E_MODEL
+    return request.getfixturevalue("panel_server_registration"), E2E_PANEL_MODEL
+
+
+def _tail(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """The last ``rows`` rows of each series."""
+    return (
+        frame.groupby(ID, sort=False).tail(rows) if ID in frame.columns else frame.tail(rows)
+    ).reset_index(drop=True)
+
+
+def test_the_champion_forecasts_a_datetime_frame_in_a_fresh_process(
+    registration: tuple[ServerRegistration, str], tmp_path: Path
+) -> None:
+    """Issue 19: ``pyfunc.load_model("models:/<name>@champion").predict(df)`` with df from data/validated/."""
+    import subprocess
+    import sys
+
+    reg, name = registration
+    code = (
+        "import json, sys, mlflow, pandas as pd\n"
+        f"m = mlflow.pyfunc.load_model('models:/{name}@champion')\n"
+        "df = pd.read_parquet(sys.argv[1])\n"
+        "out = m.predict(df)\n"
+        "print(json.dumps({'dtype': str(df['timestamp'].dtype), 'rows': len(out), 'columns': list(out.columns)}))\n"
+    )
+    src = reg.repo.paths.validated / "data.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(src)], cwd=tmp_path, env=reg.server.env(), capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    n = pd.read_parquet(src)[ID].nunique() if ID in got["columns"] else 1
+    assert got["dtype"].startswith("datetime64") and got["rows"] == n * H
+    assert got["columns"][-4:] == ["timestamp", "forecast", "lo_80", "hi_80"]
+
+
+def test_served_champion_answers_invocations(
+    registration: tuple[ServerRegistration, str], tmp_path: Path
+) -> None:
+    reg, name = registration
     port = free_port()
     log = tmp_path / "serve.log"
     args = [
-        str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{E2E_MODEL}@champion",
+        str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",
         "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1",
     ]  # fmt: skip
     proc = start_in_own_session(args, env=reg.server.env(), cwd=tmp_path, log=log)  # PATH has .venv/bin
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/ping", proc, log, 180, "mlflow models serve")
-        history = pd.read_parquet(reg.repo.paths.validated / "data.parquet").tail(30)
-        payload = {
-            "dataframe_split": {
-                "columns": ["timestamp", "y"],
-                "data": [
-                    [t.isoformat(), float(v)] for t, v in zip(history["timestamp"], history["y"], strict=True)
-                ],
-            }
-        }
+        history = _tail(pd.read_parquet(reg.repo.paths.validated / "data.parquet"), 30)
+        ids = [ID] if ID in history.columns else []
+        n = history[ID].nunique() if ids else 1
+        text = history.assign(timestamp=history["timestamp"].map(lambda t: t.isoformat()))
+        payload = {"dataframe_split": {"columns": list(text.columns), "data": text.to_numpy().tolist()}}
         r = httpx.post(f"{url}/invocations", json=payload, timeout=60)
         assert r.status_code == 200, r.text[:2000]
         predictions = r.json()["predictions"]
-        assert len(predictions) == H
-        assert set(predictions[0]) == {"timestamp", "forecast", "lo_80", "hi_80"}
+        assert len(predictions) == n * H
+        assert list(predictions[0]) == [*ids, "timestamp", "forecast", "lo_80", "hi_80"]
         assert all(p["lo_80"] <= p["forecast"] <= p["hi_80"] for p in predictions)
         first = pd.Timestamp(predictions[0]["timestamp"])
-        assert first == history["timestamp"].iloc[-1] + pd.Timedelta("1h")
+        assert first == _tail(history, 1)["timestamp"].iloc[0] + pd.Timedelta("1h")
 
         records = {
             "dataframe_records": history.assign(timestamp=history["timestamp"].astype(str)).to_dict("records")
@@ -141,16 +187,17 @@ def test_served_champion_answers_invocations(server_registration: ServerRegistra
         levels = {**payload, "params": {"levels": [50, 95]}}
         r = httpx.post(f"{url}/invocations", json=levels, timeout=60)
         assert r.status_code == 200, r.text[:2000]
-        assert set(r.json()["predictions"][0]) == {
+        assert list(r.json()["predictions"][0]) == [
+            *ids,
             "timestamp",
             "forecast",
             "lo_50",
             "hi_50",
             "lo_95",
             "hi_95",
-        }
+        ]
 
-        short = history.tail(5).to_csv(index=False)
+        short = _tail(history, 5).to_csv(index=False)
         bad = httpx.post(
             f"{url}/invocations", content=short, headers={"Content-Type": "text/csv"}, timeout=60
         )
@@ -159,6 +206,16 @@ def test_served_champion_answers_invocations(server_registration: ServerRegistra
         assert bad.json()["message"] == (
             "model input: 5 row(s) given; the model needs at least input_size=24 rows "
             "(the most recent 24 steps at 'h') to forecast the next 6"
+            if not ids
+            else "model input: series s0 (5 rows), s1 (5 rows), s2 (5 rows) have fewer than input_size=24 rows; "
+            "each series needs its most recent 24 steps at 'h'"
         )
+        if ids:  # an id the model was not trained on: a 400 naming it
+            stranger = _tail(history, 24)[lambda f: f[ID] == "s0"].assign(**{ID: "zz"}).to_csv(index=False)
+            bad = httpx.post(
+                f"{url}/invocations", content=stranger, headers={"Content-Type": "text/csv"}, timeout=60
+            )
+            assert bad.status_code == 400
+            assert "1 series are not among the model's 3 known series: zz;" in bad.json()["message"]
     finally:
         stop_process_group(proc)

@@ -1,1 +1,1 @@
-"""Helpers shared by the tests: small real data sets and the repos that hold them."""
+"""Helpers shared by the tests: small real data sets and the repos that hold them, one series and panels alike."""

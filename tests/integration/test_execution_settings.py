@@ -23,7 +23,7 @@ from tests.dask_cluster import executed_counts
 from tests.integration.test_dask import scheduler  # noqa: F401  (the fixture)
 from tests.integration.test_dvc_repro import set_param
 from tests.processes import free_port
-from tsforecast.execution import DASK_ADDRESS_ENV
+from tsforecast.parallel import DASK_ADDRESS_ENV
 
 pytestmark = pytest.mark.slow
 

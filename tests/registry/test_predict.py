@@ -1,4 +1,10 @@
-"""Forecasting through the MLflow pyfunc and ``tsforecast predict``: outputs and input checks."""
+"""Forecasting through the MLflow pyfunc and ``tsforecast predict``, one series and a panel of 3.
+
+Every caller the champion has: Python with the validated frame as it is (datetime timestamps,
+issue 19), Python with text timestamps, JSON and CSV bodies as ``mlflow models serve`` parses
+them, ``tsforecast predict`` from a file or the validated data, and a fresh process loading the
+alias. The checks of a history are tested on the forecast maths (tests/unit/test_forecast_core.py).
+"""
 
 from __future__ import annotations
 
@@ -11,50 +17,52 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.mlflow_fixtures import (  # noqa: F401
-    Repo,
-    clean_env,
-    fixture_tiny_repo,
-    fixture_tiny_repo_template,
-    register,
+from tests.helpers.series_repos import (  # noqa: F401
+    ID,
+    PANEL_IDS,
+    H,
+    L,
+    fixture_panel_repo_template,
+    fixture_series_repo,
+    n_series,
 )
+from tests.mlflow_fixtures import Repo, clean_env, fixture_tiny_repo_template, register  # noqa: F401
 from tsforecast.cli import main
-from tsforecast.errors import DataError
-from tsforecast.forecasting.core import forecast_frame
 from tsforecast.registry.pyfunc import ForecastInputError
 from tsforecast.registry.tracking import tracking, tracking_uri
+from tsforecast.training.card import ModelCard
 from tsforecast.training.model import load_model
 
-L, H = 24, 6  # the tiny repo's window
-COLUMNS = ["timestamp", "forecast", "lo_80", "hi_80"]
+POINT = ["timestamp", "forecast", "lo_80", "hi_80"]
 
 
-def forecast(model: torch.nn.Module, extra: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    return forecast_frame(model, extra, frame)
+def columns(repo: Repo, values: list[str] = POINT) -> list[str]:
+    """The answer's columns: the id column first for a panel."""
+    return values if n_series(repo) == 1 else [ID, *values]
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps as ISO 8601 text, as CSV and JSON requests (and the signature) carry them."""
+    """Timestamps as ISO 8601 text, as CSV and JSON requests carry them."""
     return frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat()))
 
 
-@pytest.fixture
-def registered(tiny_repo: Repo) -> Repo:
-    """The tiny repo with its model registered as champion in its own sqlite store."""
-    register(tiny_repo)
-    return tiny_repo
+def tail(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """The last ``rows`` rows of each series."""
+    parts = frame.groupby(ID, sort=False).tail(rows) if ID in frame.columns else frame.tail(rows)
+    return parts.reset_index(drop=True)
 
 
 @pytest.fixture
-def history(tiny_repo: Repo) -> pd.DataFrame:
-    """The validated series: timestamp (datetime64), y."""
-    return pd.read_parquet(tiny_repo.paths.validated / "data.parquet")
+def registered(series_repo: Repo) -> Repo:
+    """The tiny repo (one series or a panel of 3) with its model registered as champion."""
+    register(series_repo)
+    return series_repo
 
 
 @pytest.fixture
-def spec_model(tiny_repo: Repo) -> tuple[dict, torch.nn.Module]:
-    model, extra = load_model(tiny_repo.paths.models / "model.pt")
-    return extra, model
+def history(series_repo: Repo) -> pd.DataFrame:
+    """The validated data as the project holds it: a datetime64 timestamp column (and the id column)."""
+    return pd.read_parquet(series_repo.paths.validated / "data.parquet")
 
 
 def load_champion(repo: Repo):
@@ -65,186 +73,161 @@ def load_champion(repo: Repo):
 
 
 def expected_forecast(repo: Repo, history: pd.DataFrame) -> np.ndarray:
-    """The LSTM's own forecast for the last L rows, scaled in and inverse-scaled out by hand."""
+    """The LSTM's own forecast for each series' last L rows, scaled in and out by hand, series after series."""
     model, extra = load_model(repo.paths.models / "model.pt")
-    mean, std = np.asarray(extra["scaler"]["mean"]), np.asarray(extra["scaler"]["std"])
-    x = (history[["y"]].to_numpy()[-L:] - mean) / std  # (L, 1)
-    with torch.no_grad():
-        y = model(torch.tensor(x, dtype=torch.float32)[None])[0].double().numpy()  # (H,)
-    return y * std[0] + mean[0]
+    card = ModelCard.from_extra(extra)
+    mean, std = card.series_scalers.arrays()
+    ids = [str(i) for i in card.series_scalers.ids]
+    groups = [("y", history)] if ID not in history.columns else list(history.groupby(ID, sort=False))
+    out = []
+    for sid, rows in groups:
+        i = ids.index(str(sid))
+        x = (rows[["y"]].to_numpy()[-L:] - mean[i]) / std[i]  # (L, 1)
+        with torch.no_grad():
+            y = model(torch.tensor(x, dtype=torch.float32)[None])[0].double().numpy()  # (H,)
+        out.append(y * std[i, 0] + mean[i, 0])
+    return np.concatenate(out)
 
 
-def test_pyfunc_forecast_matches_the_lstm_output_inverse_scaled(
+def test_pyfunc_forecasts_the_validated_frame_with_its_datetime_timestamps(
     registered: Repo, history: pd.DataFrame
 ) -> None:
-    out = load_champion(registered).predict(as_text(history.tail(L)))
-    assert list(out.columns) == COLUMNS
-    assert len(out) == H
-    last = history["timestamp"].iloc[-1]
-    assert list(out["timestamp"]) == list(pd.date_range(last, periods=H + 1, freq="h")[1:])
+    """Issue 19: ``load_model("models:/<name>@champion").predict(df)`` with df from data/validated/."""
+    assert pd.api.types.is_datetime64_any_dtype(history["timestamp"])
+    out = load_champion(registered).predict(history)
+    assert list(out.columns) == columns(registered)
+    assert len(out) == n_series(registered) * H
+    for k, (_, rows) in enumerate(
+        [("", history)] if n_series(registered) == 1 else history.groupby(ID, sort=False)
+    ):
+        last = rows["timestamp"].iloc[-1]
+        expected = pd.date_range(last, periods=H + 1, freq="h")[1:]
+        assert list(out["timestamp"].iloc[k * H : (k + 1) * H]) == list(expected)
     np.testing.assert_allclose(out["forecast"].to_numpy(), expected_forecast(registered, history), rtol=1e-5)
     assert (out["lo_80"] <= out["forecast"]).all() and (out["forecast"] <= out["hi_80"]).all()
     assert (out["hi_80"] - out["lo_80"]).min() > 0
 
 
-def test_pyfunc_uses_the_last_input_size_rows_of_a_longer_history(
+def test_pyfunc_takes_text_timestamps_and_only_the_last_rows_alike(
     registered: Repo, history: pd.DataFrame
 ) -> None:
     model = load_champion(registered)
-    pd.testing.assert_frame_equal(model.predict(as_text(history)), model.predict(as_text(history.tail(L))))
+    full = model.predict(history)
+    pd.testing.assert_frame_equal(model.predict(as_text(tail(history, L))), full)
+    text = history.assign(timestamp=history["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    pd.testing.assert_frame_equal(model.predict(text), full)
 
 
 def test_pyfunc_levels_param_picks_the_interval_levels(registered: Repo, history: pd.DataFrame) -> None:
-    out = load_champion(registered).predict(as_text(history.tail(L)), params={"levels": [50, 95]})
-    assert list(out.columns) == ["timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]
+    out = load_champion(registered).predict(history, params={"levels": [50, 95]})
+    assert list(out.columns) == columns(
+        registered, ["timestamp", "forecast", "lo_50", "hi_50", "lo_95", "hi_95"]
+    )
     assert (out["lo_95"] <= out["lo_50"]).all() and (out["hi_50"] <= out["hi_95"]).all()
 
 
-def test_pyfunc_accepts_a_served_json_payload_with_iso_timestamps(
-    registered: Repo, history: pd.DataFrame
-) -> None:
-    from mlflow.pyfunc.scoring_server import infer_and_parse_data
-
-    model = load_champion(registered)
-    tail = history.tail(L)
-    payload = {
-        "dataframe_split": {
-            "columns": ["timestamp", "y"],
-            "data": [[t.isoformat(), float(v)] for t, v in zip(tail["timestamp"], tail["y"], strict=True)],
-        }
-    }
-    parsed = infer_and_parse_data(json.loads(json.dumps(payload)), model.metadata.get_input_schema())
-    pd.testing.assert_frame_equal(model.predict(parsed), model.predict(as_text(tail)))
-
-
-def test_served_csv_with_text_timestamps_is_forecast(registered: Repo, history: pd.DataFrame) -> None:
-    """What `mlflow models serve` does with a text/csv body: parse with the signature, then predict."""
+def test_served_json_bodies_with_iso_timestamps_are_forecast(registered: Repo, history: pd.DataFrame) -> None:
+    """What `mlflow models serve` does with an application/json body: parse, then predict."""
     from mlflow.pyfunc.scoring_server import invocations
 
     model = load_champion(registered)
-    tail = history.tail(L)
-    body = tail.to_csv(index=False)  # "2024-01-25 23:00:00"-style text timestamps
+    rows = tail(history, L)
+    split = json.loads(as_text(rows).to_json(orient="split", index=False))
+    bodies = [
+        {"dataframe_split": {"columns": split["columns"], "data": split["data"]}},
+        {"dataframe_records": as_text(rows).to_dict("records")},
+        {"dataframe_split": {"columns": split["columns"], "data": split["data"]}, "params": {"levels": [50]}},
+    ]
+    answers = []
+    for body in bodies:
+        response = invocations(json.dumps(body), "application/json", model, model.metadata.get_input_schema())
+        assert response.status == 200, response.response
+        answers.append(pd.DataFrame(json.loads(response.response)["predictions"]))
+    assert list(answers[0].columns) == columns(registered) and len(answers[0]) == n_series(registered) * H
+    pd.testing.assert_frame_equal(answers[0], answers[1])
+    assert list(answers[2].columns) == columns(registered, ["timestamp", "forecast", "lo_50", "hi_50"])
+    np.testing.assert_allclose(answers[0]["forecast"], expected_forecast(registered, history), rtol=1e-5)
+
+
+def test_served_csv_with_text_timestamps_is_forecast(registered: Repo, history: pd.DataFrame) -> None:
+    """What `mlflow models serve` does with a text/csv body: parse, then predict."""
+    from mlflow.pyfunc.scoring_server import invocations
+
+    model = load_champion(registered)
+    body = tail(history, L).to_csv(index=False)  # "2024-01-25 23:00:00"-style text timestamps
     response = invocations(body, "text/csv", model, model.metadata.get_input_schema())
     assert response.status == 200, response.response
     predictions = pd.DataFrame(json.loads(response.response)["predictions"])
-    assert list(predictions.columns) == COLUMNS and len(predictions) == H
+    assert list(predictions.columns) == columns(registered) and len(predictions) == n_series(registered) * H
     np.testing.assert_allclose(predictions["forecast"], expected_forecast(registered, history), rtol=1e-5)
+
+
+def _served_error(repo: Repo, body: str) -> dict:
+    from mlflow.pyfunc.scoring_server import invocations
+
+    model = load_champion(repo)
+    with pytest.raises(ForecastInputError) as caught:
+        invocations(body, "text/csv", model, model.metadata.get_input_schema())
+    assert caught.value.get_http_status_code() == 400
+    return json.loads(caught.value.serialize_as_json())
 
 
 def test_served_too_short_history_answers_our_one_line_message(
     registered: Repo, history: pd.DataFrame
 ) -> None:
-    from mlflow.pyfunc.scoring_server import invocations
-
-    model = load_champion(registered)
-    body = history.tail(5).to_csv(index=False)
-    with pytest.raises(ForecastInputError) as caught:
-        invocations(body, "text/csv", model, model.metadata.get_input_schema())
-    answer = json.loads(caught.value.serialize_as_json())
+    short = tail(history, 5) if n_series(registered) == 1 else pd.concat(
+        [tail(history[history[ID] != "s1"], L), tail(history[history[ID] == "s1"], 5)]
+    )  # fmt: skip
+    answer = _served_error(registered, short.to_csv(index=False))
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
     assert answer["message"] == (
         "model input: 5 row(s) given; the model needs at least input_size=24 rows "
         "(the most recent 24 steps at 'h') to forecast the next 6"
+        if n_series(registered) == 1
+        else "model input: series s1 (5 rows) have fewer than input_size=24 rows; "
+        "each series needs its most recent 24 steps at 'h'"
     )
-    assert caught.value.get_http_status_code() == 400
 
 
-def test_python_model_parses_datetime_and_text_timestamps_alike(
+@pytest.mark.parametrize("series_repo", [3], ids=["panel_of_3"], indirect=True)
+def test_served_unknown_ids_answer_400_naming_them_and_the_known_count(
     registered: Repo, history: pd.DataFrame
 ) -> None:
-    inner = load_champion(registered).unwrap_python_model()
-    tail = history.tail(L)
-    text = tail.assign(timestamp=tail["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S"))
-    pd.testing.assert_frame_equal(inner.predict(None, text), inner.predict(None, tail))
+    stranger = tail(history[history[ID] == "s0"], L).assign(**{ID: "zz"})
+    answer = _served_error(registered, pd.concat([tail(history, L), stranger]).to_csv(index=False))
+    assert answer["message"].startswith("model input: 1 series are not among the model's 3 known series: zz;")
 
 
-def test_pyfunc_logged_with_signature_and_input_example(registered: Repo) -> None:
+def test_pyfunc_logged_with_outputs_params_and_an_input_example_but_no_input_schema(registered: Repo) -> None:
+    import mlflow
+    from mlflow.models import Model
+
     meta = load_champion(registered).metadata
-    assert [c["name"] for c in meta.signature.inputs.to_dict()] == ["timestamp", "y"]
-    assert [c["type"] for c in meta.signature.inputs.to_dict()] == ["string", "double"]
-    assert [c["name"] for c in meta.signature.outputs.to_dict()] == COLUMNS
+    assert meta.signature.inputs is None  # the model checks its input itself: see registry/pyfunc.py
+    assert [c["name"] for c in meta.signature.outputs.to_dict()] == columns(registered)
+    assert meta.signature.outputs.to_dict()[-4]["type"] == "datetime"  # the answer's timestamp
     assert meta.signature.params.to_dict()[0]["name"] == "levels"
     assert meta.saved_input_example_info["type"] == "dataframe"
-
-
-def test_too_few_rows_error_names_the_count_needed(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    with pytest.raises(DataError, match=r"10 row\(s\) given; the model needs at least input_size=24 rows"):
-        forecast(model, extra, history.tail(10))
-
-
-def test_missing_column_error_names_it_and_the_columns_present(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    with pytest.raises(
-        DataError, match=r"column\(s\) \['y'\] not found; columns are \['timestamp', 'load'\]"
-    ):
-        forecast(model, extra, history.rename(columns={"y": "load"}))
-
-
-def test_non_numeric_value_error_names_the_column_and_value(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    bad = history.tail(L).astype({"y": object}).reset_index(drop=True)
-    bad.loc[5, "y"] = "n/a"
-    with pytest.raises(DataError, match=r"column 'y' holds non-numeric values \['n/a'\] \(first at row 5\)"):
-        forecast(model, extra, bad)
-
-
-def test_missing_value_in_the_used_rows_is_an_error(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    bad = history.tail(L).reset_index(drop=True)
-    bad.loc[20, "y"] = np.nan
-    with pytest.raises(
-        DataError, match=r"column 'y' has 1 missing or non-finite value\(s\) in the last 24 rows"
-    ):
-        forecast(model, extra, bad)
-
-
-def test_missing_value_before_the_used_rows_is_ignored(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    longer = history.tail(L + 5).reset_index(drop=True)
-    longer.loc[0, "y"] = np.nan
-    assert len(forecast(model, extra, longer)) == H
-
-
-def test_timestamps_out_of_order_are_an_error(spec_model, history: pd.DataFrame) -> None:
-    extra, model = spec_model
-    shuffled = history.tail(L).iloc[::-1]
-    with pytest.raises(DataError, match=r"timestamps must increase; row 1 .* does not come after row 0"):
-        forecast(model, extra, shuffled)
-
-
-def test_gap_in_the_timestamps_is_an_error_naming_the_expected_step(
-    spec_model, history: pd.DataFrame
-) -> None:
-    extra, model = spec_model
-    gap = pd.concat([history.iloc[-L - 5 : -L + 3], history.iloc[-L + 4 :]])
-    assert len(gap) >= L
-    with pytest.raises(
-        DataError,
-        match=r"must be every 'h' \(the model's frequency\); row 8 is 2024-01-25 04:00:00, expected 2024-01-25 03:00:00",
-    ):
-        forecast(model, extra, gap)
-
-
-def test_not_a_dataframe_is_an_error(spec_model) -> None:
-    extra, model = spec_model
-    with pytest.raises(
-        DataError, match=r"expected a table \(pandas DataFrame\) with columns \['timestamp', 'y'\]"
-    ):
-        forecast(model, extra, [[1.0, 2.0]])  # type: ignore[arg-type]
+    with tracking(tracking_uri(registered.paths)):
+        local = mlflow.artifacts.download_artifacts("models:/tiny-lstm@champion")
+    example = Model.load(local).load_input_example(local)
+    assert list(example.columns) == columns(registered, ["timestamp", "y"])
+    assert len(example) == min(n_series(registered), 2) * L  # the last L rows of (at most 2 of) the series
+    assert isinstance(example["timestamp"].iloc[0], str)  # as a request carries them
 
 
 def test_predict_cli_writes_the_forecast_csv(registered: Repo, history: pd.DataFrame, capsys) -> None:
     src, out = registered.root / "history.csv", registered.root / "forecast.csv"
-    history.tail(48).to_csv(src, index=False)
+    tail(history, 48).to_csv(src, index=False)
     code = main(
         ["predict", "--model", "models:/tiny-lstm@champion", "--input", str(src), "--output", str(out)]
     )
     assert code == 0
-    assert "predict: model=models:/tiny-lstm@champion, rows_in=48, horizon=6" in capsys.readouterr().out
+    rows = 48 * n_series(registered)
+    assert f"predict: model=models:/tiny-lstm@champion, rows_in={rows}, horizon=6" in capsys.readouterr().out
     written = pd.read_csv(out, parse_dates=["timestamp"])
-    assert list(written.columns) == COLUMNS
-    assert written["timestamp"].iloc[0] == history["timestamp"].iloc[-1] + pd.Timedelta("1h")
+    assert list(written.columns) == columns(registered)
+    assert written["timestamp"].iloc[0] == tail(history, 1)["timestamp"].iloc[0] + pd.Timedelta("1h")
     np.testing.assert_allclose(written["forecast"], expected_forecast(registered, history), rtol=1e-5)
 
 
@@ -254,55 +237,29 @@ def test_predict_reads_parquet_and_takes_an_explicit_tracking_uri(
     from tsforecast.forecasting.predict import run_predict
 
     src, out = registered.root / "history.parquet", registered.root / "forecast.parquet"
-    history.tail(L).to_parquet(src, index=False)
+    tail(history, L).to_parquet(src, index=False)
     summary = run_predict(
         "models:/tiny-lstm/1", str(src), str(out), tracking_uri=tracking_uri(registered.paths)
     )
-    assert summary["horizon"] == H
-    assert len(pd.read_parquet(out)) == H
-
-
-def test_predict_cli_unknown_model_is_a_one_line_error(
-    registered: Repo, history: pd.DataFrame, capsys
-) -> None:
-    src = registered.root / "history.csv"
-    history.tail(L).to_csv(src, index=False)
-    code = main(["predict", "--model", "models:/nope@champion", "--input", str(src), "--output", "x.csv"])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert err.startswith("error: model 'models:/nope@champion' not loadable from sqlite:///")
-    assert "Traceback" not in err and not (registered.root / "x.csv").exists()
+    assert (summary["horizon"], summary["n_series"]) == (H, n_series(registered))
+    assert len(pd.read_parquet(out)) == n_series(registered) * H
 
 
 def test_predict_cli_too_short_history_is_a_one_line_error(
     registered: Repo, history: pd.DataFrame, capsys
 ) -> None:
     src = registered.root / "history.csv"
-    history.tail(5).to_csv(src, index=False)
+    tail(history, 5).to_csv(src, index=False)
     code = main(
         ["predict", "--model", "models:/tiny-lstm@champion", "--input", str(src), "--output", "x.csv"]
     )
     assert code == 1
-    assert "5 row(s) given; the model needs at least input_size=24 rows" in capsys.readouterr().err
-
-
-def test_champion_loads_by_alias_in_a_fresh_process(registered: Repo, history: pd.DataFrame) -> None:
-    src = registered.root / "history.csv"
-    history.tail(L).to_csv(src, index=False)
-    code = (
-        "import json, sys, mlflow, pandas as pd\n"
-        "m = mlflow.pyfunc.load_model('models:/tiny-lstm@champion')\n"
-        "out = m.predict(pd.read_csv(sys.argv[1]))\n"
-        "print(json.dumps({'rows': len(out), 'columns': list(out.columns), 'forecast': out['forecast'].tolist()}))\n"
-    )
-    env = clean_env(MLFLOW_TRACKING_URI=tracking_uri(registered.paths))
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(src)], cwd="/", env=env, capture_output=True, text=True, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["rows"] == H and got["columns"] == COLUMNS
-    np.testing.assert_allclose(got["forecast"], expected_forecast(registered, history), rtol=1e-5)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    if n_series(registered) == 1:
+        assert "5 row(s) given; the model needs at least input_size=24 rows" in err
+    else:
+        assert "series s0 (5 rows), s1 (5 rows), s2 (5 rows) have fewer than input_size=24 rows" in err
 
 
 def test_predict_without_input_forecasts_from_the_validated_data(
@@ -314,11 +271,48 @@ def test_predict_without_input_forecasts_from_the_validated_data(
         code = main([*argv, "--output", str(out), "--levels", "80", "95"])
     assert code == 0, capsys.readouterr().err
     written = pd.read_csv(out, parse_dates=["timestamp"])
-    assert list(written.columns) == ["timestamp", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
-    last = history["timestamp"].iloc[-1]
+    assert list(written.columns) == columns(
+        registered, ["timestamp", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
+    )
+    last = tail(history, 1)["timestamp"].iloc[0]
     assert written["timestamp"].iloc[0] == last + pd.Timedelta("1h")
     np.testing.assert_allclose(written["forecast"], expected_forecast(registered, history), rtol=1e-5)
-    assert f"forecast 6 steps after {last} ({last + pd.Timedelta('1h')} .. " in caplog.text
+    many = "" if n_series(registered) == 1 else " of 3 series (the first)"
+    assert f"forecast 6 steps{many} after {last} ({last + pd.Timedelta('1h')} .. " in caplog.text
+
+
+def test_champion_loads_by_alias_in_a_fresh_process_and_forecasts_a_datetime_frame(registered: Repo) -> None:
+    """Issue 19 from a fresh process: the validated parquet (datetime timestamps) through the alias."""
+    code = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model('models:/tiny-lstm@champion')\n"
+        "out = m.predict(pd.read_parquet(sys.argv[1]))\n"
+        "print(json.dumps({'rows': len(out), 'columns': list(out.columns), 'forecast': out['forecast'].tolist()}))\n"
+    )
+    env = clean_env(MLFLOW_TRACKING_URI=tracking_uri(registered.paths))
+    src = registered.paths.validated / "data.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(src)], cwd="/", env=env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["rows"] == n_series(registered) * H and got["columns"] == columns(registered)
+    np.testing.assert_allclose(
+        got["forecast"], expected_forecast(registered, pd.read_parquet(src)), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("series_repo", [1], ids=["one_series"], indirect=True)
+def test_predict_cli_unknown_model_is_a_one_line_error(
+    registered: Repo, history: pd.DataFrame, capsys
+) -> None:
+    src = registered.root / "history.csv"
+    tail(history, L).to_csv(src, index=False)
+    code = main(["predict", "--model", "models:/nope@champion", "--input", str(src), "--output", "x.csv"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: model 'models:/nope@champion' not loadable from sqlite:///")
+    assert "Traceback" not in err and not (registered.root / "x.csv").exists()
 
 
 def test_predict_help_says_how_to_make_an_input_file(capsys) -> None:

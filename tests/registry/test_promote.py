@@ -17,7 +17,7 @@ from tests.mlflow_fixtures import (  # noqa: F401
 )
 from tsforecast.cli import main
 from tsforecast.errors import RegistryError
-from tsforecast.registry.register import run_promote
+from tsforecast.registry.promote import run_promote
 
 
 def holder(repo: Repo, alias: str = "champion") -> int:

@@ -1,4 +1,9 @@
-"""The register stage against a temp sqlite store: the run, the version, the champion gate, identity."""
+"""The register stage against a temp sqlite store: the run, the version, the champion gate, identity.
+
+Where the data path matters (reading and cross-checking the stage outputs, re-scoring a champion,
+the identity, what the run logs) a test runs on one series and on a panel of 3 (``series_repo``);
+the store and gate mechanics, the same for both, on one series (``tiny_repo``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,19 @@ import json
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
 
+from tests.helpers.series_repos import (  # noqa: F401
+    ID,
+    PANEL_IDS,
+    fixture_panel_repo_template,
+    fixture_series_repo,
+    n_series,
+    write_series,
+)
 from tests.mlflow_fixtures import (  # noqa: F401
     Repo,
     client_for,
@@ -20,10 +34,12 @@ from tests.mlflow_fixtures import (  # noqa: F401
     run_stages,
     sine_frame,
 )
+from tsforecast.errors import RegistryError
 from tsforecast.registry import register as registry
 from tsforecast.registry.lineage import params_hash
 from tsforecast.registry.tracking import tracking_uri
 from tsforecast.registry.types import DATA_HASH_TAG, FINGERPRINT_TAG, MSE_TAG, RESCORED_TAG
+from tsforecast.training.card import ModelCard
 
 CONTRACT_KEYS = {
     "model_name",
@@ -50,7 +66,7 @@ def champion_version(repo: Repo) -> int:
 
 
 def save_outputs(repo: Repo) -> dict[str, bytes]:
-    files = ("models/model.pt", "metrics/evaluate.json")
+    files = ("models/model.pt", "metrics/evaluate.json", "metrics/by_series.parquet")
     return {f: (repo.root / f).read_bytes() for f in files}
 
 
@@ -77,7 +93,8 @@ def test_tracking_uri_env_sends_the_registration_to_that_store(
     assert client_for(tiny_repo).search_registered_models() == []
 
 
-def test_first_model_that_beats_repeat_last_becomes_champion(tiny_repo: Repo) -> None:
+def test_first_model_that_beats_repeat_last_becomes_champion(series_repo: Repo) -> None:
+    tiny_repo = series_repo
     result = register(tiny_repo)
     assert result.version == 1
     assert result.champion is True
@@ -101,8 +118,9 @@ def test_registered_json_holds_the_contract_keys(tiny_repo: Repo) -> None:
 
 
 def test_worse_model_becomes_challenger_and_champion_stays(
-    tiny_repo: Repo, caplog: pytest.LogCaptureFixture
+    series_repo: Repo, caplog: pytest.LogCaptureFixture
 ) -> None:
+    tiny_repo = series_repo
     first = register(tiny_repo)
     worse_mse = perturb_model(tiny_repo, noise=0.05)
     assert worse_mse > first.mse_scaled
@@ -149,48 +167,55 @@ def test_model_that_does_not_beat_repeat_last_is_never_champion(tiny_repo: Repo)
     assert "never champion" in result.reason
 
 
-def test_changed_data_rescores_the_champion_on_the_new_test_windows(tiny_repo: Repo) -> None:
-    first = register(tiny_repo)
-    old_model, old_extra = _load(tiny_repo)
-    # new data: another noise draw, a higher level and a longer series; retrain on it
-    sine_frame(n=700, seed=7, level=60.0).to_csv(tiny_repo.root / "data/external/series.csv", index=False)
-    run_stages(tiny_repo.root)
-    second = register(tiny_repo)
+def test_changed_data_rescores_the_champion_on_the_new_test_windows(series_repo: Repo) -> None:
+    first = register(series_repo)
+    old_model, old_card = _load(series_repo)
+    # new data: another noise draw, a higher level and longer series; retrain on it
+    write_series(series_repo, n_series(series_repo), n=700, seed=7, level=60.0)
+    run_stages(series_repo.root)
+    second = register(series_repo)
     assert second.version == 2
     assert "re-scored on the current test windows" in second.reason
-    champion_on_new = _mse_in_new_scale(old_model, old_extra, tiny_repo)
+    champion_on_new = _mse_in_new_scale(old_model, old_card, series_repo)
     assert second.previous_champion_mse_scaled == pytest.approx(champion_on_new, rel=1e-4)
     assert champion_on_new != pytest.approx(first.mse_scaled, rel=1e-3)
-    v1 = client_for(tiny_repo).get_model_version("tiny-lstm", "1")
-    new_hash = client_for(tiny_repo).get_model_version("tiny-lstm", "2").tags[DATA_HASH_TAG]
+    v1 = client_for(series_repo).get_model_version("tiny-lstm", "1")
+    new_hash = client_for(series_repo).get_model_version("tiny-lstm", "2").tags[DATA_HASH_TAG]
     assert v1.tags[DATA_HASH_TAG] != new_hash
     assert float(v1.tags[RESCORED_TAG + new_hash]) == pytest.approx(champion_on_new, rel=1e-4)
     assert second.champion == (second.mse_scaled < champion_on_new)
 
 
 def _load(repo: Repo) -> tuple:
+    """(model, its card) of models/model.pt."""
     from tsforecast.training.model import load_model
 
-    return load_model(repo.paths.models / "model.pt")
+    model, extra = load_model(repo.paths.models / "model.pt")
+    return model, ModelCard.from_extra(extra)
 
 
-def _mse_in_new_scale(model: torch.nn.Module, extra: dict, repo: Repo) -> float:
-    """The old model on the new test windows, computed in data units, independently of registry."""
-    from tsforecast.dataset.window import load_prepared, window_starts
+def _mse_in_new_scale(model: torch.nn.Module, card: ModelCard, repo: Repo) -> float:
+    """The old model on the new test windows, computed in data units, independently of the registry:
+    each series scaled in with the old model's own scaler, errors measured in the new scale."""
+    from tsforecast.dataset.panel import load_panel
 
-    p = load_prepared(repo.paths.prepared)
+    p = load_panel(repo.paths.prepared)
     L, H = p.input_size, p.horizon
-    own_mean, own_std = np.asarray(extra["scaler"]["mean"]), np.asarray(extra["scaler"]["std"])
-    data = p.scaler.mean[0] + p.scaler.std[0] * np.asarray(p.series, dtype="float64")  # (rows, 1)
-    starts = window_starts(p.bounds, "test", L, H, 1)
-    x = np.stack([(data[s : s + L] - own_mean) / own_std for s in starts]).astype("float32")  # (N, L, 1)
-    with torch.no_grad():
-        pred = model(torch.from_numpy(x)).double().numpy() * own_std[0] + own_mean[0]  # (N, H), data units
-    y = np.stack([data[s + L : s + L + H, 0] for s in starts])
-    return float(np.mean(((pred - y) / p.scaler.std[0]) ** 2))
+    own_mean, own_std = card.series_scalers.arrays()
+    own = {str(sid): k for k, sid in enumerate(card.series_scalers.ids)}
+    sq = []
+    for s, start in p.window_index("test"):
+        data = p.series(int(s)).astype("float64")  # (n_s, 1) raw rows
+        k = own[str(p.ids[s])]
+        x = ((data[start : start + L] - own_mean[k]) / own_std[k]).astype("float32")  # (L, 1)
+        with torch.no_grad():
+            pred = model(torch.from_numpy(x)[None])[0].double().numpy() * own_std[k, 0] + own_mean[k, 0]
+        sq.append(((pred - data[start + L : start + L + H, 0]) / p.std[s, 0]) ** 2)  # (H,) the new scale
+    return float(np.mean(sq))
 
 
-def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(tiny_repo: Repo) -> None:
+def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(series_repo: Repo) -> None:
+    tiny_repo = series_repo
     result = register(tiny_repo)
     client = client_for(tiny_repo)
     run = client.get_run(result.run_id)
@@ -222,6 +247,7 @@ def test_run_holds_params_per_epoch_losses_metrics_and_artifacts(tiny_repo: Repo
         "config/params.yaml",
         "config/model/config.json",
         "metrics/evaluate.json",
+        "metrics/by_series.parquet",  # per-series scores: an artifact, not a model per series
     ):
         assert expected in artifacts, f"{expected} not logged; artifacts are {sorted(artifacts)}"
 
@@ -239,7 +265,8 @@ def test_dvc_lock_is_logged_when_present(tiny_repo: Repo) -> None:
     assert "config/dvc.lock" in _artifact_paths(client_for(tiny_repo), result.run_id)
 
 
-def test_validated_data_is_logged_as_a_training_dataset_input(tiny_repo: Repo) -> None:
+def test_validated_data_is_logged_as_a_training_dataset_input(series_repo: Repo) -> None:
+    tiny_repo = series_repo
     result = register(tiny_repo)
     inputs = client_for(tiny_repo).get_run(result.run_id).inputs.dataset_inputs
     assert len(inputs) == 1
@@ -247,7 +274,7 @@ def test_validated_data_is_logged_as_a_training_dataset_input(tiny_repo: Repo) -
     assert {t.key: t.value for t in ds.tags}["mlflow.data.context"] == "training"
     assert ds.dataset.source_type == "local"
     assert "data/validated/data.parquet" in ds.dataset.source
-    assert json.loads(ds.dataset.profile)["num_rows"] == 600
+    assert json.loads(ds.dataset.profile)["num_rows"] == 600 * n_series(tiny_repo)
     assert ds.dataset.name.startswith("y ")
 
 
@@ -292,7 +319,7 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
     cfg = tiny_repo.cfg
     logged = {
         **{name: getattr(cfg, name).model_dump(mode="json") for name in ("data", "split", "evaluate")},
-        **_load(tiny_repo)[1]["config"],
+        **_load(tiny_repo)[1].config,
         "register": cfg.register.model_dump(mode="json"),
     }
     assert tags["params.hash"] == params_hash(logged)
@@ -304,7 +331,8 @@ def test_lineage_tags_lead_back_to_commit_data_and_params(tiny_repo: Repo) -> No
     assert f"git checkout {commit} && dvc checkout" in version.description
 
 
-def test_version_carries_metrics_data_hash_and_fingerprint_tags(tiny_repo: Repo) -> None:
+def test_version_carries_metrics_data_hash_and_fingerprint_tags(series_repo: Repo) -> None:
+    tiny_repo = series_repo
     result = register(tiny_repo)
     tags = client_for(tiny_repo).get_model_version("tiny-lstm", "1").tags
     assert float(tags[MSE_TAG]) == result.mse_scaled
@@ -342,9 +370,11 @@ def test_sqlite_store_keeps_artifacts_beside_it(tiny_repo: Repo) -> None:
 # ---------------------------------------------------------------------------- task identity
 
 
-def test_registered_json_and_the_version_record_the_task_identity(tiny_repo: Repo) -> None:
+def test_registered_json_and_the_version_record_the_task_identity(series_repo: Repo) -> None:
+    tiny_repo = series_repo
     result = register(tiny_repo)
     written = json.loads((tiny_repo.paths.reports / "registered.json").read_text())
+    id_column = None if n_series(tiny_repo) == 1 else ID
     assert written["identity_fields"] == {
         "data_source": "data/external/series.csv",
         "target": "y",
@@ -352,7 +382,7 @@ def test_registered_json_and_the_version_record_the_task_identity(tiny_repo: Rep
         "freq": "h",  # resolved by validate from freq: auto
         "horizon": 6,
         "input_size": 24,
-        "id_column": None,
+        "id_column": id_column,
     }
     assert written["identity"] == result.identity and len(result.identity) == 16
     assert written["champion_version"] == 1 and written["champion_identity"] == result.identity
@@ -361,6 +391,7 @@ def test_registered_json_and_the_version_record_the_task_identity(tiny_repo: Rep
     assert tags["tsforecast.identity.data_source"] == "data/external/series.csv"
     assert tags["tsforecast.identity.freq"] == "h"
     assert tags["tsforecast.identity.horizon"] == "6"
+    assert tags["tsforecast.identity.id_column"] == ("null" if id_column is None else id_column)
 
 
 def test_new_rows_of_the_same_source_are_the_same_task(tiny_repo: Repo) -> None:
@@ -472,3 +503,101 @@ def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tiny_repo: Repo) -> N
 
     exp = client_for(tiny_repo).get_experiment(result.experiment_id)
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+# ---------------------------------------------------------------------------- the stage outputs it reads
+
+
+def test_one_model_is_registered_with_the_per_series_scores_as_an_artifact(series_repo: Repo) -> None:
+    import mlflow
+
+    from tsforecast.registry.tracking import mlflow_context
+
+    result = register(series_repo)
+    c = client_for(series_repo)
+    assert [m.name for m in c.search_registered_models()] == ["tiny-lstm"]  # one model, not one per series
+    assert [int(v.version) for v in c.search_model_versions("name = 'tiny-lstm'")] == [1]
+    local = c.download_artifacts(result.run_id, "metrics/by_series.parquet", str(series_repo.root / "dl"))
+    first = pd.read_parquet(local).iloc[:, 0].astype(str).tolist()
+    assert first == (["y"] if n_series(series_repo) == 1 else PANEL_IDS)
+    with mlflow_context(tracking_uri(series_repo.paths)):
+        meta = mlflow.models.get_model_info("models:/tiny-lstm/1").metadata["tsforecast"]
+    assert meta["id_column"] == (None if n_series(series_repo) == 1 else ID)
+    assert meta["horizon"] == 6 and "series_scalers" not in meta  # 10,000 series stay in model.pt
+
+
+@pytest.mark.parametrize("series_repo", [3], ids=["panel_of_3"], indirect=True)
+def test_a_panel_s_m4_numbers_are_run_metrics_version_tags_and_description(series_repo: Repo) -> None:
+    result = register(series_repo)
+    c = client_for(series_repo)
+    metrics = json.loads((series_repo.paths.metrics / "evaluate.json").read_text())
+    run_metrics = c.get_run(result.run_id).data.metrics
+    assert run_metrics["test_owa"] == pytest.approx(metrics["owa"])
+    assert run_metrics["baseline_naive2_smape"] == pytest.approx(metrics["baselines"]["naive2"]["smape"])
+    version = c.get_model_version("tiny-lstm", "1")
+    assert float(version.tags["tsforecast.owa"]) == pytest.approx(metrics["owa"])
+    assert version.tags["tsforecast.n_series"] == "3"
+    assert "One global model over 3 series: OWA" in version.description
+    assert "plots/worst_series.png" in {a.path for a in c.list_artifacts(result.run_id, "plots")}
+
+
+def test_metrics_that_do_not_describe_the_model_are_refused(series_repo: Repo) -> None:
+    table = pd.read_parquet(series_repo.paths.metrics / "by_series.parquet")
+    table.loc[0, "lstm_mse_scaled"] *= 1.5  # by_series.parquet of another model
+    table.to_parquet(series_repo.paths.metrics / "by_series.parquet", index=False)
+    first = "y" if n_series(series_repo) == 1 else "s0"
+    with pytest.raises(
+        RegistryError, match=rf"series {first}: mse_scaled .* in by_series.parquet; re-scored: "
+    ):
+        register(series_repo)
+    assert client_for(series_repo).search_registered_models() == []
+
+
+def test_an_evaluate_json_of_another_model_is_refused(series_repo: Repo) -> None:
+    path = series_repo.paths.metrics / "evaluate.json"
+    metrics = json.loads(path.read_text())
+    path.write_text(json.dumps({**metrics, "mse_scaled": metrics["mse_scaled"] * 1.5}))
+    with pytest.raises(
+        RegistryError, match=r"does not describe .*model.pt on data/prepared/ \(mse_scaled .* re-scored: "
+    ):
+        register(series_repo)
+    assert client_for(series_repo).search_registered_models() == []
+
+
+def test_a_missing_by_series_file_is_refused_naming_it(series_repo: Repo) -> None:
+    (series_repo.paths.metrics / "by_series.parquet").unlink()
+    with pytest.raises(RegistryError, match=r"metrics/by_series.parquet is missing"):
+        register(series_repo)
+
+
+def test_a_model_of_other_columns_or_id_column_is_refused(series_repo: Repo) -> None:
+    other = "store" if n_series(series_repo) == 1 else None
+    series_repo.set_params(data={"id_column": other, "covariates": ["temp"]})
+    with pytest.raises(RegistryError) as caught:
+        register(series_repo)
+    trained = None if other else ID
+    assert (
+        f"data.id_column is {other!r} but {series_repo.paths.models / 'model.pt'} was trained with {trained!r}"
+        in str(caught.value)
+    )
+    assert "data.target + data.covariates is ['y', 'temp']" in str(caught.value)
+    assert str(caught.value).endswith(registry.STOP)
+    assert client_for(series_repo).search_registered_models() == []
+
+
+@pytest.mark.parametrize("series_repo", [3], ids=["panel_of_3"], indirect=True)
+def test_the_summary_shows_the_panel_s_m4_numbers(series_repo: Repo) -> None:
+    from tsforecast.summary import build_summary
+
+    run_stages(series_repo.root, ("backtest",))
+    text = build_summary(series_repo.paths)
+    m = json.loads((series_repo.paths.metrics / "evaluate.json").read_text())
+    b = json.loads((series_repo.paths.metrics / "backtest.json").read_text())
+    assert "Over 3 series, M4 measures (means over series, OWA against Naive2 = 1):" in text
+    assert f"seasonal_naive  {m['baselines']['seasonal_naive']['smape']:>12.4g}" in text
+    assert f"The LSTM's OWA {m['owa']:.4g}" in text
+    assert "Highest MASE: " in text and "plots/worst_series.png" in text
+    assert (
+        f"per series of 3 ({b['n_cutoffs']} of {b['n_cutoffs_requested']} requested origins fit each test part)"
+        in text
+    )

@@ -42,6 +42,12 @@ from tsforecast.registry.tracking import tracking_uri
 from tsforecast.registry.types import FINGERPRINT_TAG
 from tsforecast.training.model import load_model, save_model
 
+EVALUATED = (
+    "models/model.pt",
+    "metrics/evaluate.json",
+    "metrics/by_series.parquet",
+)  # a model and its scores
+
 
 def register(repo: Repo, **register_changes: object) -> RegisterResult:
     """The register stage as the CLI calls it, with optional changes to the register section."""
@@ -237,7 +243,7 @@ def unlocked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gate_moves_the_alias_back_when_a_worse_version_overwrote_it(
     tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch, unlocked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = {f: (tiny_repo.root / f).read_bytes() for f in ("models/model.pt", "metrics/evaluate.json")}
+    good = {f: (tiny_repo.root / f).read_bytes() for f in EVALUATED}
     perturb_model(tiny_repo, noise=0.02)
     assert register(tiny_repo).champion  # v1: worse, champion for now
     for f, data in good.items():
@@ -254,7 +260,7 @@ def test_gate_yields_when_a_better_version_won_meanwhile(
     tiny_repo: Repo, monkeypatch: pytest.MonkeyPatch, unlocked: None
 ) -> None:
     uri = tracking_uri(tiny_repo.paths)
-    good = {f: (tiny_repo.root / f).read_bytes() for f in ("models/model.pt", "metrics/evaluate.json")}
+    good = {f: (tiny_repo.root / f).read_bytes() for f in EVALUATED}
     perturb_model(tiny_repo, noise=0.05)
     assert register(tiny_repo).champion  # v1: the worst
     for f, data in good.items():

@@ -1,4 +1,4 @@
-"""Execution settings (where work runs) and their environment override: tsforecast.execution."""
+"""Execution settings (where work runs) and their environment override: tsforecast.parallel."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from tsforecast.config import OrchestrationConfig
 from tsforecast.errors import ConfigError
-from tsforecast.execution import DASK_ADDRESS_ENV, dask_address_override, resolve_orchestration
+from tsforecast.parallel import DASK_ADDRESS_ENV, dask_address_override, resolve_orchestration
 
 PARAMS = OrchestrationConfig(train_pool="gpu", dask_address="tcp://10.0.0.1:8786")
 

@@ -1,14 +1,12 @@
-"""Split-conformal intervals and the forecast frame: calibration, columns, order, bounds."""
+"""Split-conformal intervals: calibration, coverage, bounds, levels (the forecast frame's intervals:
+tests/unit/test_forecast_core.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from tsforecast.dataset.window import Prepared, SplitBounds, StandardScaler
-from tsforecast.errors import ConfigError, DataError, ModelLoadError
+from tsforecast.errors import ConfigError
 from tsforecast.evaluation.intervals import (
     GRID,
     Calibration,
@@ -17,8 +15,6 @@ from tsforecast.evaluation.intervals import (
     interval_metrics,
     pinball,
 )
-from tsforecast.forecasting.core import calibrate_model, forecast_frame
-from tsforecast.training.model import LSTMForecaster
 
 H = 6
 
@@ -85,77 +81,3 @@ def test_pinball_of_the_true_quantile_beats_a_shifted_one() -> None:
 def test_bad_level_is_named(bad: object) -> None:
     with pytest.raises(ConfigError, match=rf"level {bad!r} is not a percentage in \(0, 99\]"):
         check_levels([bad])  # type: ignore[list-item]
-
-
-# ---------------------------------------------------------------------------- forecast_frame
-
-
-def tiny_model_and_extra(calibrated: bool = True) -> tuple[LSTMForecaster, dict]:
-    torch.manual_seed(0)
-    model = LSTMForecaster(n_features=1, input_size=12, horizon=H, hidden_size=4, num_layers=1).eval()
-    extra = {
-        "columns": ["y"],
-        "scaler": {"mean": [50.0], "std": [10.0]},
-        "freq": "h",
-        "timestamp_column": "timestamp",
-    }
-    if calibrated:
-        extra["intervals"] = calibrate(np.random.default_rng(0).normal(0, 0.5, (200, H))).to_dict()
-    return model, extra
-
-
-def history(n: int = 30) -> pd.DataFrame:
-    ts = pd.date_range("2024-03-01", periods=n, freq="h")
-    return pd.DataFrame({"timestamp": ts, "y": 50 + 10 * np.sin(np.arange(n) / 4)})
-
-
-def test_forecast_frame_columns_order_bounds_and_first_step() -> None:
-    model, extra = tiny_model_and_extra()
-    out = forecast_frame(model, extra, history(), [80, 95])
-    assert list(out.columns) == ["timestamp", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
-    assert len(out) == H
-    assert out["timestamp"].iloc[0] == pd.Timestamp("2024-03-01 06:00") + pd.Timedelta(hours=24)
-    assert (out["timestamp"].diff().dropna() == pd.Timedelta(hours=1)).all()
-    assert (out["lo_95"] <= out["lo_80"]).all() and (out["lo_80"] <= out["forecast"]).all()
-    assert (out["forecast"] <= out["hi_80"]).all() and (out["hi_80"] <= out["hi_95"]).all()
-
-
-def test_forecast_frame_defaults_to_the_calibrated_levels_and_parses_text_timestamps() -> None:
-    model, extra = tiny_model_and_extra()
-    h = history()
-    as_text = h.assign(timestamp=h["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    pd.testing.assert_frame_equal(
-        forecast_frame(model, extra, as_text), forecast_frame(model, extra, h, [80])
-    )
-
-
-def test_uncalibrated_model_serves_point_forecasts_only_when_asked() -> None:
-    model, extra = tiny_model_and_extra(calibrated=False)
-    assert list(forecast_frame(model, extra, history(), []).columns) == ["timestamp", "forecast"]
-    with pytest.raises(ModelLoadError, match=r"holds no interval calibration.*retrain"):
-        forecast_frame(model, extra, history(), [80])
-
-
-def test_too_short_history_names_the_rows_needed() -> None:
-    model, extra = tiny_model_and_extra()
-    with pytest.raises(DataError, match=r"5 row\(s\) given; the model needs at least input_size=12 rows"):
-        forecast_frame(model, extra, history(5))
-
-
-def test_calibrate_model_uses_every_validation_window() -> None:
-    model, _ = tiny_model_and_extra()
-    n = 120
-    series = np.sin(np.arange(n) / 4)[:, None].astype("float32")
-    prepared = Prepared(
-        series=series,
-        scaler=StandardScaler((0.0,), (1.0,)),
-        bounds=SplitBounds((0, 60), (60, 90), (90, 120), True),
-        columns=["y"],
-        timestamps=pd.date_range("2024-01-01", periods=n, freq="h"),
-        freq="h",
-        input_size=12,
-        horizon=H,
-        stride=1,
-    )
-    cal = calibrate_model(model, prepared)
-    assert cal.n == 30 - H + 1  # targets inside the val rows, inputs looking back

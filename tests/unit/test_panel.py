@@ -13,7 +13,6 @@ from tsforecast.config import SplitConfig, WindowConfig
 from tsforecast.dataset.panel import build_panel, load_panel, save_panel
 from tsforecast.dataset.sampling import WindowSampler
 from tsforecast.dataset.split import PanelTooShortError, needed_rows, split_bounds, too_short_error
-from tsforecast.dataset.window import SplitBounds, split_rows, window_starts
 from tsforecast.errors import DataError
 
 L, H = 12, 4
@@ -83,24 +82,45 @@ def test_windows_never_cross_series_and_read_consecutive_rows(
     np.testing.assert_array_equal(series_of_row[:, 0], sids[idx[:, 0]])
 
 
-def test_window_starts_match_the_one_series_path_for_every_series() -> None:
-    split = SplitConfig(train=0.6, val=0.2, test=0.2, lookback=False)
+def reference_starts(bounds: list[int], part: str, look_back: bool, stride: int) -> list[int]:
+    """The windows of ``part`` in its ``bounds`` [start, end), by the windowing contract: targets in
+    the part, inputs too unless val/test look back; every ``stride``-th in train, every one else."""
+    start, end = bounds
+    first = max(start - L, 0) if part != "train" and look_back else start
+    return list(range(first, end - L - H + 1, stride if part == "train" else 1))
+
+
+@pytest.mark.parametrize("look_back", [True, False])
+def test_window_starts_of_every_series_follow_the_windowing_contract(look_back: bool) -> None:
+    split = SplitConfig(train=0.6, val=0.2, test=0.2, lookback=look_back)
     window = WindowConfig(input_size=L, horizon=H, stride=2)
     panel = build(coded_frame([90, 120, 85]), split, window)
     for part in ("train", "val", "test"):
         idx = panel.window_index(part)
         for i in range(panel.n_series):
-            b = split_rows(int(panel.lengths[i]), split, window)
-            expected = window_starts(b, part, L, H, 2)
-            np.testing.assert_array_equal(idx[idx[:, 0] == i, 1], expected)
+            expected = reference_starts(panel.part_bounds(part)[i].tolist(), part, look_back, 2)
+            assert idx[idx[:, 0] == i, 1].tolist() == expected
 
 
-def test_fraction_bounds_per_series_equal_split_rows() -> None:
+def test_fraction_bounds_round_each_series_own_length_down() -> None:
     split = SplitConfig(train=0.7, val=0.15, test=0.15, lookback=True)
-    panel = build(coded_frame([100, 173, 256]), split)
-    for i in range(panel.n_series):
-        b = split_rows(int(panel.lengths[i]), split, WindowConfig(input_size=L, horizon=H))
-        assert panel.bounds[i].tolist() == [list(b.train), list(b.val), list(b.test)]
+    panel = build(coded_frame([100, 173, 256], shuffle=False), split)
+    assert panel.bounds.tolist() == [
+        [[0, 70], [70, 85], [85, 100]],
+        [[0, 121], [121, 146], [146, 171]],  # 173 * (0.7, 0.15, 0.15) = 121.1, 25.95, 25.95
+        [[0, 179], [179, 217], [217, 255]],  # 256 * ... = 179.2, 38.4, 38.4
+    ]
+
+
+def test_one_series_split_rounds_fractions_down_and_counts_look_back_by_default() -> None:
+    fractions = SplitConfig(train=0.7, val=0.1, test=0.2)
+    bounds, short = split_bounds(np.array([99]), fractions, WindowConfig(input_size=4, horizon=2), "start")
+    assert bounds.tolist() == [[[0, 69], [69, 78], [78, 97]]] and not short.any()
+    assert fractions.inputs_look_back is False  # fractions: lookback auto -> inputs stay in their split
+    counts = SplitConfig(train=30, val=5, test=5)
+    bounds, short = split_bounds(np.array([50]), counts, WindowConfig(input_size=8, horizon=5), "start")
+    assert bounds.tolist() == [[[0, 30], [30, 35], [35, 40]]] and not short.any()
+    assert counts.inputs_look_back is True
 
 
 def test_count_bounds_end_at_each_series_end_by_default_and_start_at_row_0_with_anchor_start() -> None:
@@ -112,9 +132,7 @@ def test_count_bounds_end_at_each_series_end_by_default_and_start_at_row_0_with_
     # train: every row before val, not only the last split.train of them
     assert [end.part_bounds("train")[i].tolist() for i in range(2)] == [[0, 44], [0, 74]]
     start = build(frame, split, anchor="start")
-    for i in range(2):
-        b = split_rows(int(start.lengths[i]), split, WindowConfig(input_size=L, horizon=H))
-        assert start.bounds[i].tolist() == [list(b.train), list(b.val), list(b.test)]
+    assert start.bounds.tolist() == [[[0, 40], [40, 48], [48, 56]]] * 2
 
 
 def test_count_split_train_is_at_least_split_train_rows_before_val() -> None:
@@ -221,7 +239,9 @@ def test_duplicate_timestamps_name_every_series_that_has_them() -> None:
 def test_constant_train_rows_name_the_series_and_column() -> None:
     frame = coded_frame([60, 60])
     frame.loc[frame["sid"] == "s1", "x"] = 3.0
-    with pytest.raises(DataError, match=r"constant over their train rows .*s1:x"):
+    with pytest.raises(
+        DataError, match=r"column\(s\) \['x'\] are constant over the train rows \(std=0\) of series s1 \(x\)"
+    ):
         build(frame)
 
 
@@ -336,11 +356,10 @@ def test_unchanged_input_gives_an_identical_panel_whatever_the_row_order() -> No
     np.testing.assert_array_equal(a.bounds, b.bounds[order])
 
 
-def test_bounds_object_is_usable_by_the_one_series_helpers() -> None:
-    panel = build(coded_frame([100]))
-    b = panel.bounds[0]
-    sb = SplitBounds(tuple(b[0]), tuple(b[1]), tuple(b[2]), panel.look_back)
-    np.testing.assert_array_equal(window_starts(sb, "val", L, H), panel.window_index("val")[:, 1])
+def test_val_windows_of_one_series_look_back_into_the_train_rows() -> None:
+    panel = build(coded_frame([100]))  # 0.6 / 0.2 / 0.2, lookback: val [60, 80)
+    assert panel.bounds.tolist() == [[[0, 60], [60, 80], [80, 100]]]
+    assert panel.window_index("val")[:, 1].tolist() == list(range(60 - L, 80 - L - H + 1))  # 48 .. 64
 
 
 def test_the_embedded_m4_hourly_panel_keeps_its_last_48_hours_as_test() -> None:
@@ -358,8 +377,3 @@ def test_the_embedded_m4_hourly_panel_keeps_its_last_48_hours_as_test() -> None:
     assert len(test_idx) == 414  # exactly one 48-hour test window per series
     _, Y = panel.gather(test_idx[:, 0], test_idx[:, 1], scaled=False)
     np.testing.assert_allclose(Y, np.stack([x[-48:] for x in series]), rtol=1e-6)
-
-
-def test_loading_a_missing_panel_names_the_file_and_the_fix(tmp_path) -> None:
-    with pytest.raises(DataError, match=r"values.npy not found; build the panel"):
-        load_panel(tmp_path / "nothing")

@@ -13,8 +13,7 @@ import yaml
 from tsforecast import cli, stages
 from tsforecast.config import Config, DataConfig, EvaluateConfig, OrchestrationConfig
 from tsforecast.errors import DataError, TransientError
-from tsforecast.execution import DASK_ADDRESS_ENV
-from tsforecast.parallel import DaskUnavailableError
+from tsforecast.parallel import DASK_ADDRESS_ENV, DaskUnavailableError
 from tsforecast.paths import Paths
 
 REPO = Path(__file__).resolve().parents[2]

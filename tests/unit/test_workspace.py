@@ -1,12 +1,11 @@
-"""A DVC experiment's temporary copy records into the user's repo (tsforecast.workspace, issue 19 item 11)."""
+"""A DVC experiment's temporary copy records into the user's repo (tsforecast.paths, issue 19 item 11)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tsforecast.paths import Paths
+from tsforecast.paths import DVC_ROOT_ENV, Paths, exp_copy_parent, user_root
 from tsforecast.registry.tracking import tracking_uri
-from tsforecast.workspace import DVC_ROOT_ENV, exp_copy_parent, user_root
 
 
 def test_a_repo_is_its_own_user_root(tmp_path: Path) -> None:

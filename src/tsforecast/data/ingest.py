@@ -149,7 +149,7 @@ M4_COLUMNS = {"id_column": "unique_id", "timestamp_column": "timestamp", "target
 def _builtin(cfg: DataConfig) -> pd.DataFrame:
     """An embedded data set, refused with the exact ``-S`` settings when data.* does not fit it."""
     if cfg.path == BUILTIN_TAYLOR:
-        if (cfg.timestamp_column, cfg.target) != ("timestamp", "demand") or cfg.covariates or cfg.is_panel:
+        if (cfg.timestamp_column, cfg.target) != ("timestamp", "demand") or cfg.covariates or cfg.id_column:
             raise DataError(
                 f"data.path={BUILTIN_TAYLOR!r} is one series with columns ['timestamp', 'demand'] and no "
                 f"covariates; got timestamp_column={cfg.timestamp_column!r}, target={cfg.target!r}, "
@@ -216,8 +216,8 @@ def run_ingest(data: DataConfig, paths: Paths) -> IngestResult:
         "n_rows": len(df),
         "columns": list(df.columns),
     }
-    if data.is_panel:
-        meta.update(id_column=data.id_column, n_series=int(df[data.id_column].nunique()))
+    n_series = int(df[data.id_column].nunique()) if data.id_column else 1  # the file names its series or is one
+    meta.update(id_column=data.id_column, n_series=n_series)
     with atomic_dir(paths.raw) as tmp:  # edge: atomic write
         df.to_parquet(tmp / RAW_FILE, index=False)
         write_json(tmp / RAW_META, meta)
@@ -225,7 +225,7 @@ def run_ingest(data: DataConfig, paths: Paths) -> IngestResult:
         "ingested %d rows from %s%s",
         len(df),
         source,
-        f" ({meta['n_series']} series)" if data.is_panel else "",
+        f" ({n_series} series)",
     )
     return IngestResult(n_rows=len(df), columns=list(df.columns), source=source)
 

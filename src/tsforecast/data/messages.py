@@ -18,8 +18,7 @@ from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.data.arrange import series_offset, stamp, stamp_index
 from tsforecast.data.freq import modal_step
 from tsforecast.data.series_facts import SeriesFacts
-from tsforecast.dataset.split import MAX_NAMED, name_series, split_bounds, too_short_error
-from tsforecast.dataset.splits import split_rows
+from tsforecast.dataset.split import MAX_NAMED, name_series, split_bounds, split_rows, too_short_error
 from tsforecast.errors import DataError
 
 SHOWN = 5  # offending values named per line of one series

@@ -18,7 +18,7 @@ from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.data.arrange import Arranged, Grid, arrange, grid_positions, modal_steps, series_offset
 from tsforecast.data.series_checks import ChunkChecks, check_series
 from tsforecast.dataset.long import id_column
-from tsforecast.dataset.splits import min_rows
+from tsforecast.dataset.split import min_rows
 
 
 @dataclass(frozen=True)

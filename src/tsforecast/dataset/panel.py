@@ -1,4 +1,4 @@
-"""A panel of many series as flat arrays: split bounds, per-series scalers and windows, vectorised.
+"""The one prepared format: many series (S >= 1; one series is a panel of one) as flat arrays.
 
 The long frame (id, timestamp, target, covariates) becomes one contiguous float32 buffer
 ``values`` (rows, C) with the series one after another, and ``offsets`` (S+1,): series ``i``
@@ -6,16 +6,12 @@ is ``values[offsets[i]:offsets[i+1]]``. Everything per series is an array over s
 (split bounds (S, 3, 2), scaler mean/std (S, C), window counts), so no Python object and no
 Python loop exists per series or per window on the hot path.
 
-Split semantics (:mod:`tsforecast.dataset.split`) follow :class:`~tsforecast.config.SplitConfig` inside each series:
-fractions of the series' own length (rounded down, from its first row, as today), or row
-counts, by default anchored at each series' *end*: test = its last ``split.test`` rows, val
-= the ``split.val`` rows before them, train = *every* row before val (at least
-``split.train``; the M4 protocol, so series of different lengths all train on their whole
-history). ``anchor="start"`` counts from the first row as the one-series path does.
-With ``split.inputs_look_back`` val/test windows may read their inputs from earlier rows.
-A window starting at local row ``s`` reads rows ``[s, s+L)`` and predicts ``[s+L, s+L+H)``;
-it never leaves its series. Scalers are fitted on each series' own train rows and applied
-when a batch is gathered, so ``values`` keeps the raw data (exact actuals for scoring).
+Split bounds come from :func:`tsforecast.dataset.split.split_bounds` (fractions of each series'
+own length, or row counts anchored at its start or its end). With ``split.inputs_look_back``
+val/test windows may read their inputs from earlier rows. A window starting at local row ``s``
+reads rows ``[s, s+L)`` and predicts ``[s+L, s+L+H)``; it never leaves its series. Scalers are
+fitted on each series' own train rows and applied when a batch is gathered, so ``values`` keeps
+the raw data (exact actuals for scoring).
 """
 
 from __future__ import annotations
@@ -37,6 +33,7 @@ from tsforecast.dataset.split import (
     name_series,
     needed_rows,
     split_bounds,
+    split_rows,
     too_short_error,
 )
 from tsforecast.errors import DataError
@@ -85,7 +82,7 @@ class Panel:
     offsets: np.ndarray  # (S+1,) int64
     bounds: np.ndarray  # (S, 3, 2) int64: local [start, end) of train, val, test
     mean: np.ndarray  # (S, C) float64, over each series' train rows
-    std: np.ndarray  # (S, C) float64 (population, ddof=0, as StandardScaler)
+    std: np.ndarray  # (S, C) float64 (population, ddof=0)
     first: np.ndarray  # (S,) datetime64[ns]: each series' first timestamp
     freq: str
     input_size: int
@@ -137,7 +134,9 @@ class Panel:
         return replace(self, bounds=bounds)
 
     def windows(self, part: str) -> WindowRanges:
-        """Per-series window ranges of ``part`` (mirrors :func:`tsforecast.dataset.window.window_starts`)."""
+        """Per-series window ranges of ``part``: train windows lie wholly in the train rows (every
+        ``stride``-th); val/test windows, stride 1, have their targets in their part, and their
+        inputs too unless ``look_back``."""
         L, H = self.input_size, self.horizon
         b = self.part_bounds(part)
         first = b[:, 0] - L if (part != "train" and self.look_back) else b[:, 0].copy()
@@ -295,6 +294,23 @@ def _freq_of(
     return to_offset(guess).freqstr
 
 
+def _constant_error(ids: pd.Index, columns: list[str], flat: np.ndarray) -> DataError:
+    """The columns constant over their train rows (``flat`` (S, C)), and in a panel which series."""
+    names = [columns[c] for c in np.flatnonzero(flat.any(axis=0))]
+    where = ""
+    if len(ids) > 1:  # many series name theirs; one series reads as it always has
+        bad = np.flatnonzero(flat.any(axis=1))
+        items = [
+            f"{ids[s]!s} ({', '.join(columns[c] for c in np.flatnonzero(flat[s]))})" for s in bad[:MAX_NAMED]
+        ]
+        where = f" of series {name_series(items, bad.size)}"
+    return DataError(
+        f"column(s) {names} are constant over the train rows (std=0){where}; a constant series "
+        "cannot be scaled or forecast - check data.target and data.covariates"
+        + (", or drop these series" if where else "")
+    )
+
+
 def build_panel(
     frame: pd.DataFrame,
     *,
@@ -309,7 +325,8 @@ def build_panel(
     """The panel of a validated long frame: grouped rows, split bounds, scalers (see the module doc).
 
     ``columns``: target first, then covariates. Series too short for the split and window fail
-    together in one :class:`PanelTooShortError`; constant train rows fail naming every series.
+    together in one :class:`PanelTooShortError` (one series: the sizes of its parts); constant train
+    rows fail naming the columns (and, in a panel, the series).
     """
     missing = [c for c in [id_column, timestamp_column, *columns] if c not in frame.columns]
     if missing:
@@ -319,6 +336,8 @@ def build_panel(
     ids, order, lengths = _group_rows(frame, id_column, timestamp_column)
     bounds, short = split_bounds(lengths, split, window, anchor)
     if short.any():
+        if len(ids) == 1:  # one series reads as validate says it: the sizes of its parts
+            split_rows(int(lengths[0]), split, window)
         raise too_short_error(ids, lengths, short, needed_rows(split, window))
     values = frame[columns].to_numpy(dtype=np.float32)  # (rows, C)
     values = np.ascontiguousarray(values if order is None else values[order])
@@ -332,13 +351,9 @@ def build_panel(
             "fill or drop missing values (validate with data.fill_gaps) first"
         )
     mean, std = _fit_scalers(values, offsets, bounds[:, 0])
-    flat = ~(np.isfinite(std) & (std >= 1e-12))
+    flat = ~(np.isfinite(std) & (std >= 1e-12))  # (S, C)
     if flat.any():
-        names = [f"{ids[s]!s}:{columns[c]}" for s, c in zip(*np.nonzero(flat), strict=True)]
-        raise DataError(
-            f"constant over their train rows (std=0), so they cannot be scaled: {', '.join(names)}; "
-            "drop these series or covariates"
-        )
+        raise _constant_error(ids, columns, flat)
     heads = offsets[:-1] if order is None else order[offsets[:-1]]
     ts = frame[timestamp_column].to_numpy()[heads]
     panel = Panel(
@@ -398,11 +413,6 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
         )
 
 
-def is_panel_dir(folder: str | Path) -> bool:
-    """Whether ``folder`` (data/prepared/) holds a panel written by :func:`save_panel`."""
-    return (Path(folder) / IDS_FILE).is_file()
-
-
 def _read_ids(path: Path) -> pd.Index:
     col = pd.read_parquet(path).iloc[:, 0]
     return pd.Index(col, name=col.name)
@@ -413,7 +423,10 @@ def load_panel(folder: str | Path, mmap: bool = True) -> Panel:
     folder = Path(folder)
     recover_dir(folder, clean=False)
     if not (folder / VALUES_FILE).is_file():
-        raise DataError(f"{folder / VALUES_FILE} not found; build the panel (the window stage) first")
+        raise DataError(
+            f"{folder / VALUES_FILE} not found; build the panel (the window stage) first: "
+            "run `tsforecast window` (or `dvc repro window`)"
+        )
     meta = read_json(folder / META_FILE)
     with np.load(folder / ARRAYS_FILE) as a:
         arrays = {k: a[k] for k in a.files}
@@ -441,7 +454,6 @@ __all__ = [
     "WindowRanges",
     "build_panel",
     "factorize_ids",
-    "is_panel_dir",
     "load_panel",
     "save_panel",
 ]

@@ -1,10 +1,16 @@
-"""A panel's split and its too-short report: per-series bounds of train, val and test.
+"""Chronological splits: per-series bounds of train, val and test, the rows a window needs, and
+the too-short report.
 
-Split semantics follow :class:`~tsforecast.config.SplitConfig` inside each series: fractions
-of the series' own length (rounded down, from its first row, as one series does), or row
-counts anchored at each series' *end* (test = its last ``split.test`` rows, val the
-``split.val`` before them, train every row before val and at least ``split.train`` rows: the
-M4 protocol; ``anchor="start"`` counts from the first row as the one-series path does).
+Split semantics follow :class:`~tsforecast.config.SplitConfig` inside each series: fractions of the
+series' own length (rounded down, from its first row), or row counts. Counts are anchored at each
+series' *end* by default (test = its last ``split.test`` rows, val the ``split.val`` before them,
+train every row before val and at least ``split.train`` rows: the M4 protocol) or, with
+``anchor="start"``, counted from the first row (the long-horizon literature's protocol). Train
+needs ``input_size + horizon`` rows; val and test need ``horizon`` rows when their inputs look
+back into the rows before them (``split.inputs_look_back``), else ``input_size + horizon``.
+
+One arithmetic (:func:`split_bounds`, over an array of series lengths) serves every caller;
+:func:`split_rows` is one series' view of it with the error that validate shows for one series.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from tsforecast.config import SplitConfig, WindowConfig
-from tsforecast.dataset.splits import least_rows, required_rows
 from tsforecast.errors import DataError
 
 PARTS = ("train", "val", "test")
@@ -32,45 +37,117 @@ class PanelTooShortError(DataError):
         self.need = need
 
 
+def _window_needs(split: SplitConfig, window: WindowConfig) -> np.ndarray:
+    """(3,) rows each part needs for one window: train ``L+H``; val and test ``H`` or ``L+H``."""
+    L, H = window.input_size, window.horizon
+    need_eval = H if split.inputs_look_back else L + H
+    return np.array([L + H, need_eval, need_eval], dtype=np.int64)
+
+
+def _small_counts(split: SplitConfig, window: WindowConfig) -> list[str]:
+    """``part=count`` of each row count too small to hold one window (none for fractions)."""
+    if not split.uses_counts:
+        return []
+    counts = (int(split.train), int(split.val), int(split.test))
+    needs = _window_needs(split, window)
+    return [f"{p}={v}" for p, v, k in zip(PARTS, counts, needs, strict=True) if v < k]
+
+
+def _sizes(n: np.ndarray, split: SplitConfig, anchor: Anchor) -> np.ndarray:
+    """(S, 3) rows of train, val and test in series of lengths ``n`` (S,)."""
+    if not split.uses_counts:  # fractions of each series' own length, rounded down
+        frac = np.array([split.train, split.val, split.test], dtype=np.float64)
+        return np.floor(n[:, None] * frac[None, :]).astype(np.int64)
+    counts = np.array([split.train, split.val, split.test], dtype=np.int64)
+    sizes = np.repeat(counts[None, :], n.size, axis=0)
+    if anchor == "end":  # train: every row before val
+        sizes[:, 0] = np.maximum(n - counts[1] - counts[2], 0)
+    return sizes
+
+
+def _short(n: np.ndarray, sizes: np.ndarray, split: SplitConfig, window: WindowConfig) -> np.ndarray:
+    """(S,) bool: the parts do not fit in the series, or one is too small for its windows."""
+    needs = _window_needs(split, window)
+    if split.uses_counts:  # anchored at the end, train still holds at least split.train rows
+        needs[0] = max(int(needs[0]), int(split.train))
+    return (sizes < needs).any(axis=1) | (sizes.sum(axis=1) > n)
+
+
+def _edges(sizes: np.ndarray) -> np.ndarray:
+    """(S, 3, 2) ``[start, end)`` of consecutive parts of ``sizes`` (S, 3)."""
+    edges = np.concatenate([np.zeros((sizes.shape[0], 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
+    return np.stack([edges[:, :-1], edges[:, 1:]], axis=2)
+
+
 def split_bounds(
     lengths: np.ndarray, split: SplitConfig, window: WindowConfig, anchor: Anchor = "end"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-series bounds (S, 3, 2) and a bool mask (S,) of series too short for split + window."""
-    n = np.asarray(lengths, dtype=np.int64)
-    L, H = window.input_size, window.horizon
-    need_eval = H if split.inputs_look_back else L + H
-    if split.uses_counts:
-        sizes = np.broadcast_to(np.array([split.train, split.val, split.test], dtype=np.int64), (n.size, 3))
-        needs = (L + H, need_eval, need_eval)
-        counts = (split.train, split.val, split.test)
-        small = [f"{p}={v}" for p, v, k in zip(PARTS, counts, needs, strict=True) if v < k]
-        if small:
-            raise DataError(
-                f"split row counts {', '.join(small)} are too small for the window: "
-                f"{required_rows(split, window)}; raise split.* or lower window.input_size/horizon"
-            )
-    else:  # fractions of each series' own length, rounded down as windowing.split_sizes does
-        frac = np.array([split.train, split.val, split.test], dtype=np.float64)
-        sizes = np.floor(n[:, None] * frac[None, :]).astype(np.int64)
-    if split.uses_counts and anchor == "end":  # train: every row before val (at least split.train)
-        sizes = sizes.copy()
-        sizes[:, 0] = np.maximum(n - sizes[:, 1] - sizes[:, 2], 0)
-        short = sizes[:, 0] < max(int(split.train), L + H)
-    else:
-        short = (sizes.sum(axis=1) > n) | (sizes[:, 0] < L + H)
-    short |= (sizes[:, 1] < need_eval) | (sizes[:, 2] < need_eval)
-    edges = np.concatenate([np.zeros((n.size, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
-    bounds = np.stack([edges[:, :-1], edges[:, 1:]], axis=2)  # (S, 3, 2)
-    return bounds, short
+    small = _small_counts(split, window)
+    if small:
+        raise DataError(
+            f"split row counts {', '.join(small)} are too small for the window: "
+            f"{required_rows(split, window)}; raise split.* or lower window.input_size/horizon"
+        )
+    n = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    sizes = _sizes(n, split, anchor)
+    return _edges(sizes), _short(n, sizes, split, window)
+
+
+def required_rows(split: SplitConfig, window: WindowConfig) -> str:
+    """A human sentence of what the split and window need, for error messages."""
+    need_train, need_eval, _ = (int(k) for k in _window_needs(split, window))
+    return (
+        f"train needs >= input_size+horizon = {need_train} rows and val and test >= {need_eval} rows each"
+        + ("" if split.inputs_look_back else " (their inputs do not look back; split.lookback)")
+    )
 
 
 def needed_rows(split: SplitConfig, window: WindowConfig) -> int:
     """The fewest rows a series needs for the split and the window."""
-    L, H = window.input_size, window.horizon
-    need_eval = H if split.inputs_look_back else L + H
     if split.uses_counts:
         return int(split.train + split.val + split.test)
-    return least_rows(split, L + H, need_eval)
+    frac = np.array([split.train, split.val, split.test], dtype=np.float64)
+    guess = int(np.ceil((_window_needs(split, window) / frac).max()))
+    n = np.arange(max(guess - 2, 1), guess + 3, dtype=np.int64)  # n*f is exact to within a row
+    fits = ~_short(n, _sizes(n, split, "start"), split, window)
+    return int(n[fits][0])
+
+
+def min_rows(split: SplitConfig, window: WindowConfig) -> int | None:
+    """The fewest rows a series needs, or None when the row counts cannot hold a window at all."""
+    return None if _small_counts(split, window) else needed_rows(split, window)
+
+
+def split_rows(n_rows: int, split: SplitConfig, window: WindowConfig) -> np.ndarray:
+    """One series' bounds (3, 2), counted from its first row; fails naming the sizes when a part
+    is too small (the message validate shows for one series)."""
+    n = np.array([n_rows], dtype=np.int64)
+    sizes = _sizes(n, split, "start")
+    n_train, n_val, n_test = (int(s) for s in sizes[0])
+    total = n_train + n_val + n_test
+    if total > n_rows:
+        raise DataError(
+            f"split asks for train={n_train} + val={n_val} + test={n_test} = {total} rows "
+            f"but the series has {n_rows}; lower split.* or bring more data"
+        )
+    problems = [
+        f"{p} has {int(s)} rows"
+        for p, s, k in zip(PARTS, sizes[0], _window_needs(split, window), strict=True)
+        if s < k
+    ]
+    if problems:
+        L, H = window.input_size, window.horizon
+        if split.uses_counts:
+            hint = f"raise the row counts (at least {int(_window_needs(split, window).sum())} rows in all)"
+        else:
+            need = needed_rows(split, window)
+            hint = f"with these fractions the series needs at least {need} rows, it has {n_rows}"
+        raise DataError(
+            f"not enough rows for the split and the window: {', '.join(problems)}; "
+            f"{required_rows(split, window)} (window.input_size={L}, window.horizon={H}); {hint}"
+        )
+    return _edges(sizes)[0]
 
 
 def name_series(items: list[str], total: int | None = None, limit: int = MAX_NAMED) -> str:
@@ -100,8 +177,11 @@ __all__ = [
     "PARTS",
     "Anchor",
     "PanelTooShortError",
+    "min_rows",
     "name_series",
     "needed_rows",
+    "required_rows",
     "split_bounds",
+    "split_rows",
     "too_short_error",
 ]

@@ -4,10 +4,14 @@ Which model: the registry's champion when ``reports/registered.json`` says it ho
 run's task identity (``champion_version`` set and ``champion_identity == identity``), else
 the model this run trained (``models/``); the output and the log say which, and why.
 Writes ``forecasts/forecast.parquet`` (``timestamp``, ``forecast``, ``lo_<l>``, ``hi_<l>`` per
-level of ``forecast.levels``; H rows starting one step after the data's last timestamp; for a
-panel the id column first and H rows per series, each after its own last timestamp),
-``plots/future.png`` (recent history, forecast and band) and ``plots/future.json``, and logs
-the table to the MLflow run of the registered version when there is one.
+level of ``forecast.levels``; H rows per series, each starting one step after the series' last
+timestamp; a panel's id column first, none for one series), ``plots/future.png`` (recent history,
+forecast and band of the first series) and ``plots/future.json``, and logs the files to the
+MLflow run of the registered version when there is one.
+
+One series is a panel of one: the validated data gets its implicit id where it is read and loses
+it where the files are written; between those, every series is forecast one way, in chunks on
+Dask at ``orchestration.dask_address`` (:func:`tsforecast.forecasting.core.forecast_long`).
 """
 
 from __future__ import annotations
@@ -19,22 +23,23 @@ from typing import Any
 
 import pandas as pd
 
-from tsforecast.config import BUILTIN_TAYLOR, DataConfig, ForecastConfig, OrchestrationConfig
+from tsforecast.config import DataConfig, ForecastConfig, OrchestrationConfig
+from tsforecast.dataset.long import id_column, with_series_id, without_series_id
 from tsforecast.errors import DataError
 from tsforecast.evaluation.intervals import level_name
-from tsforecast.forecasting.core import forecast_frame
-from tsforecast.forecasting.panel_forecast import forecast_panel
-from tsforecast.io import atomic_file, read_json, write_json, write_png
+from tsforecast.forecasting.core import forecast_long
+from tsforecast.forecasting.plots import future_rows, plot_future, shown_series
+from tsforecast.io import atomic_file, read_json, write_json
 from tsforecast.monitoring.archive import archive_forecast
 from tsforecast.paths import Paths
 from tsforecast.progress import progress_mode
+from tsforecast.training.card import ModelCard
 
 log = logging.getLogger(__name__)
 
 FORECAST_FILE = "forecast.parquet"
 REGISTERED_FILE = "registered.json"  # written by the register stage
-UNITS = {BUILTIN_TAYLOR: "MW"}  # value-axis units of the builtin data sets
-PLOTTED_SERIES = 4  # a panel's plots/future.* show its first series, in data order
+TABLE_ROWS = 5000  # a forecast of at most this many rows is also logged as an MLflow table
 
 
 @dataclass(frozen=True)
@@ -91,53 +96,8 @@ def choose_model(registered: dict[str, Any] | None) -> ModelChoice:
     )
 
 
-def unit_label(data: DataConfig) -> str:
-    """The value axis: ``demand (MW)`` for the builtin data, else the target's name."""
-    unit = UNITS.get(data.path)
-    return f"{data.target} ({unit})" if unit else data.target
-
-
-def _draw(ax: Any, history: pd.DataFrame, out: pd.DataFrame, data: DataConfig) -> None:
-    """On ``ax``: the last 4 H steps of ``history``, the forecast and its band(s), in the data's units."""
-    import matplotlib.dates as mdates
-
-    H = len(out)
-    recent = history.iloc[-min(len(history), 4 * H) :]
-    ax.plot(recent[data.timestamp_column], recent[data.target], color="black", lw=1.1, label="history")
-    levels = sorted((c[3:] for c in out.columns if c.startswith("lo_")), key=float, reverse=True)
-    for k, lv in enumerate(levels):
-        ax.fill_between(
-            out["timestamp"],
-            out[f"lo_{lv}"],
-            out[f"hi_{lv}"],
-            color="tab:blue",
-            alpha=0.15 + 0.15 * k,
-            lw=0,
-            label=f"{lv} % interval",
-        )
-    ax.plot(out["timestamp"], out["forecast"], color="tab:blue", lw=2, label="forecast")
-    ax.axvline(out["timestamp"].iloc[0], color="grey", lw=0.8, ls=":")
-    ax.set_ylabel(unit_label(data))
-    ax.grid(alpha=0.3)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-
-
-def plot_future(history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, title: str, path: Path) -> None:
-    """The recent history, the forecast and its band(s), on one axis in the data's units."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    _draw(ax, history, out, data)
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", fontsize=9)
-    fig.tight_layout()
-    write_png(fig, path)
-
-
-def _load(choice: ModelChoice, paths: Paths) -> tuple[Any, dict[str, Any]]:
+def _load(choice: ModelChoice, paths: Paths) -> tuple[Any, ModelCard]:
+    """(model, its card): the champion from the registry, or models/model.pt."""
     if choice.source == "champion":
         from tsforecast.registry.tracking import default_tracking_uri, load_forecaster
 
@@ -145,7 +105,20 @@ def _load(choice: ModelChoice, paths: Paths) -> tuple[Any, dict[str, Any]]:
         return load_forecaster(choice.uri, default_tracking_uri(paths))
     from tsforecast.training.model import load_model
 
-    return load_model(paths.models / "model.pt")
+    path = paths.models / "model.pt"
+    model, extra = load_model(path)
+    return model, ModelCard.from_extra(extra, where=str(path))
+
+
+def check_card(card: ModelCard, data: DataConfig, used: str) -> None:
+    """The model reads the columns and the id column params name (the card's one check)."""
+    columns = [data.target, *data.covariates]
+    if list(card.columns) != columns:  # the pinned wording of this stage's most common mismatch
+        raise DataError(
+            f"{used} reads columns {list(card.columns)} but data.target and data.covariates name "
+            f"{columns}; run `dvc repro` so train and register see the same data"
+        )
+    card.check(id_column=data.id_column, where=used, fix="run `dvc repro` so train sees the same data")
 
 
 def _champion_run(choice: ModelChoice, paths: Paths) -> str | None:
@@ -167,7 +140,7 @@ def log_to_run(
     run_id: str, out: pd.DataFrame, png: Path, parquet: Path, paths: Paths, with_table: bool = True
 ) -> bool:
     """Log the table (``forecast/forecast_<first>.json``, once per origin; not with ``with_table=False``,
-    as for a panel, whose parquet is the table) and the files to ``run_id``."""
+    as for a large panel, whose parquet is the table) and the files to ``run_id``."""
     from mlflow import MlflowClient
 
     from tsforecast.registry.tracking import default_tracking_uri, tracking
@@ -191,63 +164,48 @@ def log_to_run(
     return True
 
 
-def plot_panel_future(
-    history: pd.DataFrame, out: pd.DataFrame, data: DataConfig, shown: list[Any], title: str, path: Path
-) -> None:
-    """One panel per series of ``shown``: its recent history, forecast and band(s)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    id_col = str(data.id_column)
-    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), dpi=100, squeeze=False)
-    for ax, sid in zip(axes[:, 0], shown, strict=True):
-        _draw(ax, history[history[id_col] == sid], out[out[id_col] == sid], data)
-        ax.set_title(f"{id_col} = {sid}", fontsize=9)
-    axes[0, 0].legend(loc="upper left", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    write_png(fig, path)
+def write_forecast(
+    out: pd.DataFrame, history: pd.DataFrame, data: DataConfig, title: str, paths: Paths
+) -> tuple[Path, Path]:
+    """The write edge: forecast.parquet and plots/future.* (one series without its implicit id)."""
+    ids = id_column(data)
+    parquet = paths.forecasts / FORECAST_FILE
+    with atomic_file(parquet, "wb") as fh:  # edge: atomic writes
+        without_series_id(out, data).to_parquet(fh, index=False)
+    shown = shown_series(out, ids)
+    plotted = out[out[ids].isin(shown)].reset_index(drop=True)
+    write_json(paths.plots / "future.json", future_rows(plotted, ids, without_series_id(plotted, data)))
+    png = paths.plots / "future.png"
+    plot_future(history, out, data, ids, shown, title, png)
+    return parquet, png
 
 
-def _future_json(out: pd.DataFrame, id_column: str | None) -> list[dict[str, Any]]:
-    """``plots/future.json`` rows: timestamp, step, forecast and bounds (and the id for a panel)."""
-    values = [c for c in out.columns if c not in ("timestamp", id_column)]
-    step = (
-        out.groupby(id_column, sort=False).cumcount() + 1 if id_column else pd.Series(range(1, len(out) + 1))
-    )
-    return [
-        {
-            **({id_column: r[id_column]} if id_column else {}),
-            "timestamp": str(r["timestamp"]),
-            "step": int(k),
-            **{c: float(r[c]) for c in values},
-        }
-        for k, r in zip(step, out.to_dict("records"), strict=True)
-    ]
+def _title(out: pd.DataFrame, history: pd.DataFrame, data: DataConfig, what: str, horizon: int) -> str:
+    """The plot's title: after the data's end for one series, else how many of how many series it shows."""
+    ids = id_column(data)
+    n = out[ids].nunique()
+    if n == 1:
+        return f"Next {horizon} steps after {history[data.timestamp_column].iloc[-1]} ({what})"
+    return f"Next {horizon} steps of the first {len(shown_series(out, ids))} of {n} series ({what})"
 
 
-def _forecast(
-    model: Any,
-    extra: dict[str, Any],
-    history: pd.DataFrame,
-    data: DataConfig,
-    forecast: ForecastConfig,
-    orchestration: OrchestrationConfig,
-    paths: Paths,
-) -> pd.DataFrame:
-    """The forecast frame: one series (``forecast_frame``) or every series of a panel, in chunks on Dask."""
-    if not data.is_panel:
-        return forecast_frame(model, extra, history, forecast.levels, source=str(paths.validated))
-    if extra.get("id_column") != data.id_column:
-        raise DataError(
-            f"data.id_column is {data.id_column!r} but the model was trained with id column "
-            f"{extra.get('id_column')!r}; run `dvc repro` so train sees the same data"
-        )
-    return forecast_panel(
+def run_forecast(
+    data: DataConfig, forecast: ForecastConfig, orchestration: OrchestrationConfig, paths: Paths
+) -> ForecastResult:
+    """Forecast the horizon after data/validated/ with the champion or the local model: every
+    series' next H steps, per-series work on Dask at ``orchestration.dask_address``."""
+    from tsforecast.data.validate import read_validated
+
+    history = with_series_id(read_validated(paths.validated)[0], data)  # edge: read (a panel of one)
+    reg_path = paths.reports / REGISTERED_FILE
+    choice = choose_model(read_json(reg_path) if reg_path.is_file() else None)
+    model, card = _load(choice, paths)  # edge: registry or models/
+    used = choice.uri if choice.source == "champion" else str(Path("models") / "model.pt")
+    log.info("forecasting with the %s model %s: %s", choice.source, used, choice.reason)
+    check_card(card, data, f"the {choice.source} model ({used})")
+    out = forecast_long(  # pure (or on Dask)
         model,
-        extra,
+        card,
         history,
         forecast.levels,
         source=str(paths.validated),
@@ -255,53 +213,12 @@ def _forecast(
         in_process=None,
         progress=progress_mode() != "off",
     )
-
-
-def run_forecast(
-    data: DataConfig, forecast: ForecastConfig, orchestration: OrchestrationConfig, paths: Paths
-) -> ForecastResult:
-    """Forecast the horizon after data/validated/ with the champion or the local model.
-
-    A panel (``data.id_column``): every series' next H steps, per-series work on Dask at
-    ``orchestration.dask_address``; ``plots/future.png`` and ``plots/future.json`` show the first
-    :data:`PLOTTED_SERIES` series in data order.
-    """
-    from tsforecast.data.validate import read_validated
-
-    history, _ = read_validated(paths.validated)  # edge: read
-    reg_path = paths.reports / REGISTERED_FILE
-    choice = choose_model(read_json(reg_path) if reg_path.is_file() else None)
-    model, extra = _load(choice, paths)  # edge: registry or models/
-    used = choice.uri if choice.source == "champion" else str(Path("models") / "model.pt")
-    log.info("forecasting with the %s model %s: %s", choice.source, used, choice.reason)
-    columns = [data.target, *data.covariates]
-    if list(extra.get("columns", [])) != columns:
-        raise DataError(
-            f"the {choice.source} model ({used}) reads columns {extra.get('columns')} but data.target and "
-            f"data.covariates name {columns}; run `dvc repro` so train and register see the same data"
-        )
-    out = _forecast(model, extra, history, data, forecast, orchestration, paths)  # pure (or on Dask)
-    parquet = paths.forecasts / FORECAST_FILE
-    with atomic_file(parquet, "wb") as fh:  # edge: atomic writes
-        out.to_parquet(fh, index=False)
-    last = history[data.timestamp_column].iloc[-1]
-    png = paths.plots / "future.png"
-    if data.is_panel:
-        shown = list(pd.unique(out[data.id_column]))[:PLOTTED_SERIES]
-        plotted = out[out[data.id_column].isin(shown)]
-        write_json(paths.plots / "future.json", _future_json(plotted, data.id_column))
-        n = out[data.id_column].nunique()
-        title = (
-            f"Next {len(plotted) // len(shown)} steps of the first {len(shown)} of {n} series "
-            f"({choice.source} model {used})"
-        )
-        plot_panel_future(history, out, data, shown, title, png)
-    else:
-        write_json(paths.plots / "future.json", _future_json(out, None))
-        title = f"Next {len(out)} steps after {last} ({choice.source} model {used})"
-        plot_future(history, out, data, title, png)
+    title = _title(out, history, data, f"{choice.source} model {used}", card.horizon)
+    parquet, png = write_forecast(out, history, data, title, paths)  # edge: atomic writes
     run_id = choice.run_id or (_champion_run(choice, paths) if choice.source == "champion" else None)
-    logged = run_id is not None and log_to_run(run_id, out, png, parquet, paths, with_table=not data.is_panel)
+    logged = run_id is not None and log_to_run(
+        run_id, without_series_id(out, data), png, parquet, paths, with_table=len(out) <= TABLE_ROWS
+    )
     lv = [level_name(v) for v in forecast.levels]
     log.info(
         "forecast %d rows %s .. %s (levels %s) -> %s",
@@ -311,11 +228,12 @@ def run_forecast(
         lv,
         parquet,
     )
-    archive_forecast(out, history, data, used, extra, paths)  # monitoring: every delivery is kept
+    delivered = without_series_id(out, data)  # as forecast.parquet holds it
+    archive_forecast(delivered, without_series_id(history, data), data, used, card.to_extra(), paths)
     return ForecastResult(
         model=used,
         source=choice.source,
-        horizon=int(model.args.horizon),
+        horizon=card.horizon,
         first=str(out["timestamp"].min()),
         last=str(out["timestamp"].max()),
         levels=lv,
@@ -324,4 +242,4 @@ def run_forecast(
     )
 
 
-__all__ = ["ForecastResult", "ModelChoice", "choose_model", "run_forecast", "unit_label"]
+__all__ = ["ForecastResult", "ModelChoice", "check_card", "choose_model", "run_forecast", "write_forecast"]

@@ -3,7 +3,8 @@
 The CLI edge only: load a model from the MLflow registry (or a run, or a local MLflow model
 folder), read the history (a CSV/Parquet file the way ``ingest`` reads one, or
 ``data/validated/`` when no ``--input`` is given), call
-:func:`tsforecast.forecasting.core.forecast_frame` and write the table.
+:func:`tsforecast.forecasting.core.forecast_frame` (every series the history holds; one series
+without an id column) and write the table.
 
 A history file holds the model's timestamp column, its target and its covariates (the
 columns named by ``data.timestamp_column``, ``data.target`` and ``data.covariates`` when it
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from tsforecast.errors import DataError
-from tsforecast.forecasting.core import ForecastSpec, forecast_frame
+from tsforecast.forecasting.core import forecast_frame
 from tsforecast.paths import Paths
 from tsforecast.registry.tracking import default_tracking_uri, load_forecaster, tracking
 
@@ -67,33 +68,33 @@ def run_predict(
     from tsforecast.evaluation.intervals import check_levels
 
     uri = tracking_uri or default_tracking_uri()
-    model, extra = load_forecaster(model_uri, uri)
-    spec = ForecastSpec.from_model(model, extra)
+    model, card = load_forecaster(model_uri, uri)
     if input_path is None:
         paths = paths or Paths.from_root()
         history, _ = read_validated(paths.validated)  # edge: read
         source = str(paths.validated)
     else:
-        history = read_history(Path(input_path), spec.timestamp_column)  # edge: read
+        history = read_history(Path(input_path), card.timestamp_column)  # edge: read
         source = str(input_path)
     chosen = None if levels is None else check_levels(levels, "--levels")
-    out = forecast_frame(model, extra, history, chosen, source=source)
+    out = forecast_frame(model, card, history, chosen, source=source)
     write_forecast(out, Path(output_path))  # edge: atomic write
-    last = pd.Timestamp(out["timestamp"].iloc[0]) - pd.tseries.frequencies.to_offset(spec.freq)
+    last = pd.Timestamp(out["timestamp"].iloc[0]) - pd.tseries.frequencies.to_offset(card.freq)
+    n_series = len(out) // card.horizon
     log.info(
-        "forecast %d steps after %s (%s .. %s) -> %s",
-        len(out),
+        "forecast %d steps%s after %s (%s .. %s) -> %s",
+        card.horizon,
+        f" of {n_series} series (the first)" if n_series > 1 else "",
         last,
         out["timestamp"].iloc[0],
         out["timestamp"].iloc[-1],
         output_path,
     )
-    panel = extra.get("id_column")
     return {
         "model": model_uri,
         "rows_in": len(history),
-        "horizon": spec.horizon if panel else len(out),
-        **({"n_series": int(out[panel].nunique())} if panel else {}),
+        "horizon": card.horizon,
+        "n_series": n_series,
         "first": str(out["timestamp"].iloc[0]),
         "last": str(out["timestamp"].iloc[-1]),
         "input": source,

@@ -274,7 +274,7 @@ def describe(cand: Candidate, identity: TaskIdentity, commit: str, dirty: str) -
 
 def _panel_lines(m: dict[str, Any]) -> list[str]:
     """A panel's M4 line for the description (none for one series)."""
-    if "owa" not in m or "n_series" not in m:
+    if "owa" not in m or int(m.get("n_series", 1)) < 2:
         return []
     sn = m.get("baselines", {}).get("seasonal_naive", {}).get("owa", float("nan"))
     return [

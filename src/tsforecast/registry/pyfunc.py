@@ -5,15 +5,23 @@ three-line script that instantiates :class:`TsForecastPyfunc` from the installed
 (``pip install`` it where the model is loaded), and the weights as the ``model`` artifact
 (``models/model.pt``). ``load_context`` reads that file with
 :func:`tsforecast.training.model.load_model` (``weights_only``: no code runs from the file); the
-scaler, columns, frequency and interval calibration come from the metadata saved beside
-the weights. The forecast itself is :func:`tsforecast.forecasting.core.forecast_frame`.
+columns, frequency, per-series scalers and interval calibration come from its model card. The
+forecast itself is :func:`tsforecast.forecasting.core.forecast_frame`.
 
 Served (``mlflow models serve``), the model answers ``application/json``
 (``dataframe_split`` / ``dataframe_records``, optional ``"params": {"levels": [80, 95]}``)
-and ``text/csv``. A panel model (trained with ``data.id_column``) takes the same with its id
-column and answers for every series sent; an id it was not trained on is a 400 naming it.
-The signature declares the timestamp column as text (ISO 8601): both
-content types carry text, and CSV cannot be parsed into a datetime column by MLflow.
+and ``text/csv``; in Python, ``predict(df)`` takes the frame as it is, a datetime timestamp
+column (as ``data/validated/`` holds it) or text. A panel model (trained with ``data.id_column``)
+takes the same with its id column and answers for every series sent; an id it was not trained on
+is a 400 naming it.
+
+**No input schema.** The signature declares the outputs and the ``levels`` param, not the inputs:
+MLflow enforces an input schema before ``predict`` runs, and no column type takes every caller's
+timestamps: ``string`` refuses a datetime column ("Can not safely convert datetime64[us] to <U0"),
+``datetime`` cannot be parsed from a CSV body (pandas' ``read_csv`` takes no datetime dtype) and
+refuses text from Python, ``Any`` fails CSV parsing too. The model checks its input itself
+(:mod:`tsforecast.forecasting.history`), naming every missing column, short or gappy series and
+bad value; the logged input example shows the columns a request holds.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from tsforecast.dataset.long import frame_columns, id_column, with_series_id, without_series_id
 from tsforecast.errors import ConfigError, DataError
-from tsforecast.evaluation.intervals import DEFAULT_LEVELS, Calibration, check_levels, level_name
+from tsforecast.evaluation.intervals import DEFAULT_LEVELS, check_levels, level_name
 from tsforecast.forecasting.core import forecast_frame
+from tsforecast.training.card import ModelCard
 
 ARTIFACT_KEY = "model"
 LEVELS_PARAM = "levels"
@@ -71,58 +81,51 @@ class ForecastInputError(MlflowException):
         self._message = str(value).rsplit(self._PREFIX_END, 1)[-1]
 
 
-def _id_spec(extra: dict[str, Any]) -> list[Any]:
-    """A panel model's id column: integer ids as long, any other as text; [] for one series."""
+def _output_ids(card: ModelCard) -> list[Any]:
+    """The answer's id column (none for one series): integer ids as long, any other as text."""
     from mlflow.types import ColSpec, DataType
 
-    if not extra.get("id_column"):
-        return []
-    ids = extra["series_scalers"]["ids"]
-    integer = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-    return [ColSpec(DataType.long if integer else DataType.string, str(extra["id_column"]))]
+    integer = all(isinstance(i, int) and not isinstance(i, bool) for i in card.series_scalers.ids)
+    return [ColSpec(DataType.long if integer else DataType.string, c) for c in frame_columns(card)]
 
 
-def model_signature(extra: dict[str, Any], levels: tuple[float, ...] | None = None) -> Any:
-    """Inputs: timestamp (ISO 8601 text), target and covariates (double). Outputs: timestamp,
-    forecast, ``lo_<l>``/``hi_<l>`` per default level. Param ``levels`` (percent, a list).
-    A panel model also takes and returns its id column, first."""
+def model_signature(card: ModelCard, levels: tuple[float, ...] | None = None) -> Any:
+    """Outputs: [id column,] timestamp, forecast, ``lo_<l>``/``hi_<l>`` per default level; param
+    ``levels`` (percent, a list). No input schema (see the module doc)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-    levels = levels if levels is not None else Calibration.from_extra(extra).default_levels
-    ts_col = str(extra["timestamp_column"])
-    ids = _id_spec(extra)
-    inputs = Schema(
-        [*ids, ColSpec(DataType.string, ts_col), *[ColSpec(DataType.double, c) for c in extra["columns"]]]
-    )
+    levels = levels if levels is not None else card.calibration.default_levels
     bounds = [ColSpec(DataType.double, f"{side}_{level_name(lv)}") for lv in levels for side in ("lo", "hi")]
     outputs = Schema(
-        [*ids, ColSpec(DataType.datetime, "timestamp"), ColSpec(DataType.double, "forecast"), *bounds]
+        [
+            *_output_ids(card),
+            ColSpec(DataType.datetime, "timestamp"),
+            ColSpec(DataType.double, "forecast"),
+            *bounds,
+        ]
     )
     params = ParamSchema([ParamSpec(LEVELS_PARAM, DataType.double, [float(v) for v in levels], (-1,))])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+    return ModelSignature(inputs=None, outputs=outputs, params=params)
 
 
-EXAMPLE_SERIES = 2  # a panel's input example: the last input_size rows of its first series
+EXAMPLE_SERIES = 2  # the input example: the last input_size rows of the first series (two for a panel)
 
 
-def serving_example(history: pd.DataFrame, extra: dict[str, Any], input_size: int) -> pd.DataFrame:
-    """The last ``input_size`` rows, timestamps as ISO 8601 text: the logged input example
-    (for a panel, of each of its first :data:`EXAMPLE_SERIES` series, with the id column)."""
-    ts_col = str(extra["timestamp_column"])
-    id_col = extra.get("id_column")
-    if id_col:
-        first = list(pd.unique(history[id_col]))[:EXAMPLE_SERIES]
-        rows = (
-            history[history[id_col].isin(first)].groupby(id_col, sort=False, observed=True).tail(input_size)
-        )
-        example = rows[[id_col, ts_col, *extra["columns"]]].reset_index(drop=True)
-        if isinstance(example[id_col].dtype, pd.CategoricalDtype):  # plain ids, as a request holds them
-            example[id_col] = example[id_col].astype(example[id_col].cat.categories.dtype)
-    else:
-        example = history[[ts_col, *extra["columns"]]].iloc[-input_size:].reset_index(drop=True)
+def serving_example(history: pd.DataFrame, card: ModelCard) -> pd.DataFrame:
+    """The last ``input_size`` rows of the first :data:`EXAMPLE_SERIES` series of ``history`` (the
+    validated frame), timestamps as ISO 8601 text: the logged input example, shaped as a request."""
+    ts_col = card.timestamp_column
+    long = with_series_id(history, card)
+    ids = id_column(card)
+    first = list(pd.unique(long[ids]))[:EXAMPLE_SERIES]
+    rows = long[long[ids].isin(first)].groupby(ids, sort=False, observed=True).tail(card.input_size)
+    example = without_series_id(rows, card)[frame_columns(card, ts_col, *card.columns)].reset_index(drop=True)
+    for c in frame_columns(card):  # plain ids, as a request holds them
+        if isinstance(example[c].dtype, pd.CategoricalDtype):
+            example[c] = example[c].astype(example[c].cat.categories.dtype)
     example[ts_col] = pd.DatetimeIndex(example[ts_col]).map(lambda t: t.isoformat())
-    for c in extra["columns"]:
+    for c in card.columns:
         example[c] = example[c].astype("float64")
     return example
 
@@ -136,7 +139,9 @@ class TsForecastPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from tsforecast.training.model import load_model
 
-        self.model, self.extra = load_model(context.artifacts[ARTIFACT_KEY])
+        path = context.artifacts[ARTIFACT_KEY]
+        self.model, extra = load_model(path)
+        self.card = ModelCard.from_extra(extra, where=str(path))
 
     def predict(
         self,
@@ -153,7 +158,7 @@ class TsForecastPyfunc(mlflow.pyfunc.PythonModel):
         try:
             raw = (params or {}).get(LEVELS_PARAM)
             levels = None if raw is None else check_levels(list(raw), f"params.{LEVELS_PARAM}")
-            return forecast_frame(self.model, self.extra, model_input, levels)
+            return forecast_frame(self.model, self.card, model_input, levels)
         except (DataError, ConfigError) as e:
             raise ForecastInputError(str(e)) from None
 

@@ -14,24 +14,20 @@ Safe to rerun and to run twice at once: the run and the version carry a fingerpr
 rerun finishes the alias step instead of registering a duplicate; a file lock beside a local
 (sqlite) store serialises registrations, and against a server the gate is a compare-and-set.
 
-:func:`run_promote` (``tsforecast promote VERSION``) moves the alias by hand; it refuses a
-change of task identity unless forced, and records who and why on the version.
+``tsforecast promote VERSION`` moves the alias by hand: :mod:`tsforecast.registry.promote`.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tsforecast.config import DataConfig, EvaluateConfig, RegisterConfig, SplitConfig, WindowConfig
-from tsforecast.dataset.panel import Panel, is_panel_dir, load_panel
-from tsforecast.dataset.window import Prepared, load_prepared
+from tsforecast.dataset.panel import load_panel
 from tsforecast.errors import DataError, RegistryError
 from tsforecast.io import read_json, write_json
 from tsforecast.paths import BY_SERIES_FILE, Paths
@@ -46,7 +42,7 @@ from tsforecast.registry.lineage import (
     task_identity,
     version_tags,
 )
-from tsforecast.registry.rescore import panel_rescore_mismatch, rescore_mismatch, score_on
+from tsforecast.registry.rescore import rescore_mismatch, score_on
 from tsforecast.registry.runlog import log_run
 from tsforecast.registry.tracking import (
     download_model,
@@ -65,12 +61,11 @@ from tsforecast.registry.types import (
     GATE_TAG,
     MODEL_URI_TAG,
     MSE_TAG,
-    PROMOTED_BY_TAG,
-    PROMOTION_TAG,
     REGISTERED_FILE,
     RESCORED_TAG,
     Candidate,
 )
+from tsforecast.training.card import ModelCard
 from tsforecast.training.model import load_model
 
 log = logging.getLogger(__name__)
@@ -108,12 +103,29 @@ class RegisterResult:
 # ---------------------------------------------------------------------------- edge: the stage outputs
 
 
-def read_candidate(window: WindowConfig, paths: Paths) -> Candidate:
+def _read_metrics(metrics_path: Any) -> tuple[dict[str, Any], float, float, int]:
+    """evaluate.json and its (mse_scaled, repeat_last mse_scaled, seasonal_period)."""
+    try:
+        metrics = read_json(metrics_path)
+        return (
+            metrics,
+            float(metrics["mse_scaled"]),
+            float(metrics["baselines"]["repeat_last"]["mse_scaled"]),
+            int(metrics["seasonal_period"]),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise RegistryError(
+            f"{metrics_path}: not the evaluate stage's metrics ({type(e).__name__}: {e}); {STOP}"
+        ) from None
+
+
+def read_candidate(data: DataConfig, window: WindowConfig, paths: Paths) -> Candidate:
     """Read and cross-check models/, metrics/evaluate.json and data/prepared/.
 
     Refuses (nothing is registered, no alias moves) when an earlier stage did not finish:
-    the model or its metrics are missing, or the metrics do not describe this model on
-    this data (evaluate did not run after the last train or window).
+    the model or its metrics are missing, the model's card does not match params, or the
+    metrics do not describe this model on this data (evaluate did not run after the last
+    train or window).
     """
     model_path, metrics_path = paths.models / "model.pt", paths.metrics / "evaluate.json"
     if not model_path.is_file():
@@ -122,30 +134,24 @@ def read_candidate(window: WindowConfig, paths: Paths) -> Candidate:
         raise RegistryError(
             f"{metrics_path} not found: the evaluate stage has not run for {model_path} (or failed); {STOP}"
         )
-    try:
-        metrics = read_json(metrics_path)
-        mse = float(metrics["mse_scaled"])
-        baseline = float(metrics["baselines"]["repeat_last"]["mse_scaled"])
-        period = int(metrics["seasonal_period"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise RegistryError(
-            f"{metrics_path}: not the evaluate stage's metrics ({type(e).__name__}: {e}); {STOP}"
-        ) from None
+    metrics, mse, baseline, period = _read_metrics(metrics_path)
     model, extra = load_model(model_path)
-    trained = (model.args.input_size, model.args.horizon)
+    card = ModelCard.from_extra(extra, where=str(model_path))
+    trained = (card.input_size, card.horizon)
     if trained != (window.input_size, window.horizon):
         raise RegistryError(
             f"{model_path} was trained for (input_size, horizon)={trained} but params say "
             f"window.input_size={window.input_size}, window.horizon={window.horizon}; {STOP}"
         )
-    prepared: Prepared | Panel = (
-        load_panel(paths.prepared) if is_panel_dir(paths.prepared) else load_prepared(paths.prepared)
-    )
     try:
-        if isinstance(prepared, Panel):  # a sample of series re-scored against by_series.parquet
-            mismatch = panel_rescore_mismatch(model, prepared, metrics, _by_series(paths), period)
-        else:
-            mismatch = rescore_mismatch(model, prepared, metrics, period)
+        card.check(
+            id_column=data.id_column, columns=[data.target, *data.covariates], where=str(model_path), fix=STOP
+        )
+    except DataError as e:
+        raise RegistryError(str(e)) from None
+    panel = load_panel(paths.prepared)  # one series is a panel of one
+    try:  # a sample of series re-scored against by_series.parquet (every series of a small panel)
+        mismatch = rescore_mismatch(model, panel, metrics, _by_series(paths), period)
     except DataError as e:
         raise RegistryError(f"{model_path} does not fit data/prepared/ ({e}); {STOP}") from None
     if mismatch is not None:
@@ -164,29 +170,31 @@ def read_candidate(window: WindowConfig, paths: Paths) -> Candidate:
         data_hash=data_hash,
         fingerprint=fingerprint(model_path, metrics_path, data_hash),
         model=model,
-        extra=extra,
-        prepared=prepared,
+        card=card,
+        panel=panel,
     )
 
 
 def _by_series(paths: Paths) -> Any:
-    """metrics/by_series.parquet (a panel's per-series scores), or None when it is missing."""
+    """metrics/by_series.parquet (the per-series scores), or None when it is missing."""
     import pandas as pd
 
     path = paths.metrics / BY_SERIES_FILE
     return pd.read_parquet(path) if path.is_file() else None
 
 
-def identity_of(data: DataConfig, window: WindowConfig, cand: Candidate) -> TaskIdentity:
-    """The candidate's task identity: params' source and columns, the resolved frequency."""
+def identity_of(data: DataConfig, cand: Candidate) -> TaskIdentity:
+    """The candidate's task identity: params' data source, the card's columns, frequency, window and id
+    column (the card matches params: :func:`read_candidate` checked it)."""
+    card = cand.card
     return task_identity(
         data_path=data.path,
-        target=data.target,
-        covariates=data.covariates,
-        freq=str(cand.extra.get("freq") or cand.prepared.freq),
-        horizon=window.horizon,
-        input_size=window.input_size,
-        id_column=getattr(data, "id_column", None),  # null until the panel lands
+        target=card.target,
+        covariates=card.columns[1:],
+        freq=card.freq,
+        horizon=card.horizon,
+        input_size=card.input_size,
+        id_column=card.id_column,
     )
 
 
@@ -207,7 +215,7 @@ def _score_version(
     loaded = download_model(name, v)
     if isinstance(loaded, str):
         return None, loaded
-    mse, why = score_on(*loaded, cand.prepared, cand.seasonal_period)
+    mse, why = score_on(*loaded, cand.panel, cand.seasonal_period)
     if mse is None:
         return None, why
     client.set_model_version_tag(name, str(v), RESCORED_TAG + h, repr(mse))
@@ -294,7 +302,7 @@ def _register_once(
     client = MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri())
     # the params that made the model (train saved its sections with it), those that chose the
     # data and the test windows, and this stage's own section
-    params = {**logged, **(cand.extra.get("config") or {}), "register": rc.model_dump(mode="json")}
+    params = {**logged, **cand.card.config, "register": rc.model_dump(mode="json")}
     mv, reused, experiment_id = _log_and_register(client, paths, cand, identity, params, rc, data.target)
     version, name = int(mv.version), rc.model_name
     experiment = os.environ.get(EXPERIMENT_ENV) or None
@@ -360,8 +368,8 @@ def run_register(
         name: section.model_dump(mode="json")
         for name, section in (("data", data), ("split", split), ("evaluate", evaluate))
     }
-    cand = read_candidate(window, paths)  # edge: read + cross-check the stage outputs
-    identity = identity_of(data, window, cand)  # pure
+    cand = read_candidate(data, window, paths)  # edge: read + cross-check the stage outputs
+    identity = identity_of(data, cand)  # pure
     # one registration = this model, these metrics, these test data, for this task: the same
     # model file registered for another data source is another version
     cand = replace(
@@ -387,94 +395,4 @@ def run_register(
     return result
 
 
-# ---------------------------------------------------------------------------- promote
-
-
-@dataclass(frozen=True)
-class PromoteResult:
-    """What ``tsforecast promote`` did."""
-
-    model_name: str
-    version: int
-    alias: str
-    previous_version: int | None
-    forced: bool
-    note: str
-
-
-def _promote_once(
-    client: Any, name: str, version: int, alias: str, challenger_alias: str, force: bool, why: str
-) -> PromoteResult:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = client.get_model_version(name, str(version))
-    except MlflowException as e:
-        if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            raise
-        found = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-        raise RegistryError(
-            f"model {name!r} has no version {version}; its versions are {found or 'none'}"
-        ) from None
-    holder = alias_version(client, name, alias)
-    if holder == version:
-        return PromoteResult(name, version, alias, holder, False, f"v{version} already holds @{alias}")
-    mine = identity_from_tags(mv.tags or {})
-    crossing = False
-    if holder is not None:
-        theirs = identity_from_tags(client.get_model_version(name, str(holder)).tags or {})
-        crossing = not mine.same_task(theirs)
-        if crossing and not force:
-            diff = "; ".join(mine.differences(theirs, f"v{version}", f"v{holder}"))
-            raise RegistryError(
-                f"v{version} is another task than @{alias} v{holder} ({diff}): "
-                f"clients of models:/{name}@{alias} would get a different forecast - pass --force to "
-                f"promote it anyway, or register it under another register.model_name"
-            )
-    client.set_registered_model_alias(name, alias, str(version))
-    if alias_version(client, name, challenger_alias) == version:
-        client.delete_registered_model_alias(name, challenger_alias)
-    user = getpass.getuser()
-    was = f"was v{holder}" if holder is not None else "no version held it"
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    forced = " across task identities (--force)" if crossing else ""
-    note = f"promoted to @{alias} by {user} at {when} ({was}){forced}: {why}"
-    client.set_model_version_tag(name, str(version), PROMOTION_TAG, note)
-    client.set_model_version_tag(name, str(version), PROMOTED_BY_TAG, user)
-    return PromoteResult(name, version, alias, holder, crossing, note)
-
-
-def run_promote(
-    version: int,
-    register: RegisterConfig,
-    paths: Paths,
-    *,
-    model_name: str | None = None,
-    alias: str | None = None,
-    force: bool = False,
-    reason: str = "deliberate promotion",
-) -> PromoteResult:
-    """Move ``alias`` (default ``register.alias``) of ``model_name`` to ``version`` by hand.
-
-    Refuses a change of task identity unless ``force``; records who, when and why as the
-    version's ``tsforecast.promotion`` tag.
-    """
-    import mlflow
-    from mlflow import MlflowClient
-
-    name, alias = model_name or register.model_name, alias or register.alias
-    uri = tracking_uri(paths)
-    with mlflow_context(uri):
-        client = MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri())
-        result = with_retries(
-            lambda: _promote_once(client, name, version, alias, register.challenger_alias, force, reason),
-            uri,
-            register.max_retries,
-            register.retry_backoff_s,
-            what="promote",
-        )
-    log.info("%s v%d: %s", name, version, result.note)
-    return result
-
-
-__all__ = ["PromoteResult", "RegisterResult", "identity_of", "read_candidate", "run_promote", "run_register"]
+__all__ = ["RegisterResult", "identity_of", "read_candidate", "run_register"]

@@ -24,20 +24,23 @@ RUN_SPAN_MAX_S = 24 * 3600.0  # an MLflow run starts when training did, if that 
 
 
 def _input_example(paths: Paths, cand: Candidate) -> Any:
+    """The validated frame (the run's dataset input) and the model's input example."""
     import pandas as pd
 
+    from tsforecast.dataset.long import frame_columns
     from tsforecast.registry.pyfunc import serving_example
 
-    id_column = cand.extra.get("id_column")  # a panel: the long frame keeps its series ids
-    spec_cols = [*([id_column] if id_column else []), cand.extra["timestamp_column"], *cand.extra["columns"]]
-    frame = pd.read_parquet(paths.validated / "data.parquet", columns=spec_cols)
-    return frame, serving_example(frame, cand.extra, cand.model.args.input_size)
+    card = cand.card
+    columns = frame_columns(card, card.timestamp_column, *card.columns)  # a panel keeps its series ids
+    frame = pd.read_parquet(paths.validated / "data.parquet", columns=columns)
+    return frame, serving_example(frame, card)
 
 
-def _signature(cand: Candidate, example: Any) -> Any:
-    from tsforecast.registry.pyfunc import model_signature
-
-    return model_signature(cand.extra)
+def model_metadata(cand: Candidate) -> dict[str, Any]:
+    """The card's small facts for the MLmodel file (the scalers, calibration and config stay in model.pt)."""
+    return {
+        k: v for k, v in cand.card.to_extra().items() if k not in ("config", "intervals", "series_scalers")
+    }
 
 
 def _pip_requirements() -> list[str]:
@@ -122,7 +125,7 @@ def log_run(
     from mlflow.entities import Metric, Param
 
     from tsforecast.registry.lineage import flat_params
-    from tsforecast.registry.pyfunc import ARTIFACT_KEY, write_model_code
+    from tsforecast.registry.pyfunc import ARTIFACT_KEY, model_signature, write_model_code
 
     train_metrics = (
         read_json(paths.metrics / "train.json") if (paths.metrics / "train.json").is_file() else {}
@@ -184,16 +187,10 @@ def log_run(
                 name=MODEL_ARTIFACT,
                 python_model=str(write_model_code(Path(tmp))),  # from code: nothing is pickled
                 artifacts={ARTIFACT_KEY: str(paths.models / "model.pt")},
-                signature=_signature(cand, example),
+                signature=model_signature(cand.card),
                 input_example=example,
                 pip_requirements=_pip_requirements(),
-                metadata={
-                    "tsforecast": {
-                        k: v
-                        for k, v in cand.extra.items()
-                        if k not in ("config", "scaler", "intervals", "series_scalers")  # in model.pt
-                    }
-                },
+                metadata={"tsforecast": model_metadata(cand)},
             )
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     return run_id, info.model_uri

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 from tsforecast.errors import ModelLoadError, RegistryError, TransientError
 from tsforecast.paths import Paths
 from tsforecast.registry.types import FINGERPRINT_TAG, MODEL_URI_TAG
+from tsforecast.training.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,9 @@ def tracking_uri(paths: Paths) -> str:
     """``MLFLOW_TRACKING_URI`` when set (a real server), else ``sqlite:///<root>/mlflow.db``.
 
     ``<root>`` is the user's repo also when a DVC experiment runs in a temporary copy of it
-    (``dvc exp run --temp``, ``dvc queue start``): :func:`tsforecast.workspace.user_root`.
+    (``dvc exp run --temp``, ``dvc queue start``): :func:`tsforecast.paths.user_root`.
     """
-    from tsforecast.workspace import user_root
+    from tsforecast.paths import user_root
 
     store = user_root(paths.root) / paths.mlflow_db.name
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store}"
@@ -270,8 +271,8 @@ def find_logged_run(client: Any, experiment_id: str, fingerprint: str) -> str | 
     return keep
 
 
-def download_model(name: str, version: int) -> tuple[Any, dict[str, Any]] | str:
-    """(model, extra) of a registered version's ``model.pt``, or why it cannot be loaded."""
+def download_model(name: str, version: int) -> tuple[Any, ModelCard] | str:
+    """(model, its card) of a registered version's ``model.pt``, or why it cannot be loaded."""
     import mlflow
 
     from tsforecast.training.model import load_model
@@ -284,7 +285,8 @@ def download_model(name: str, version: int) -> tuple[Any, dict[str, Any]] | str:
         if not found:
             return f"its artifacts hold no model.pt ({name} v{version} is not a tsforecast model)"
         try:
-            return load_model(found[0])
+            model, extra = load_model(found[0])
+            return model, ModelCard.from_extra(extra, where=f"{name} v{version}")
         except ModelLoadError as e:
             return str(e)
 
@@ -313,15 +315,15 @@ def load_pyfunc(model_uri: str, tracking_uri: str) -> Any:
         raise ModelLoadError(f"model {model_uri!r}: {e}") from None
 
 
-def load_forecaster(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any]]:
-    """(LSTMForecaster, extra) inside a registered tsforecast pyfunc at ``model_uri``."""
+def load_forecaster(model_uri: str, tracking_uri: str) -> tuple[Any, ModelCard]:
+    """(LSTMForecaster, its model card) inside a registered tsforecast pyfunc at ``model_uri``."""
     with tracking(tracking_uri):
         loaded = load_pyfunc(model_uri, tracking_uri)
     inner = loaded.unwrap_python_model()
-    model, extra = getattr(inner, "model", None), getattr(inner, "extra", None)
-    if model is None or not isinstance(extra, dict):
+    model, card = getattr(inner, "model", None), getattr(inner, "card", None)
+    if model is None or not isinstance(card, ModelCard):
         raise ModelLoadError(f"model {model_uri!r} is a {type(inner).__name__}, not a tsforecast forecaster")
-    return model, extra
+    return model, card
 
 
 __all__ = [

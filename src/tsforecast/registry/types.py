@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tsforecast.dataset.panel import Panel
-    from tsforecast.dataset.window import Prepared
+    from tsforecast.training.card import ModelCard
     from tsforecast.training.model import LSTMForecaster
 
 # ---------------------------------------------------------------------------- tag keys
@@ -46,8 +46,8 @@ class Candidate:
     data_hash: str  # of data/prepared/
     fingerprint: str
     model: LSTMForecaster
-    extra: dict[str, Any]
-    prepared: Prepared | Panel  # data/prepared/: one series, or a panel (Panel)
+    card: ModelCard  # the model's dataset facts (horizon, columns, ids, scalers, frequency, ...)
+    panel: Panel  # data/prepared/ (one series is a panel of one)
 
 
 @dataclass(frozen=True)

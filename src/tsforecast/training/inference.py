@@ -1,9 +1,8 @@
 """What running a trained model needs, below both training and evaluation.
 
-Device choice, mixed precision, batches gathered from a strided view of the scaled
-series, and batched prediction on the scaled axis (``predict_scaled`` over window batches,
-``predict_windows`` over an array of windows: the forecast, evaluation and serving paths). ``train`` and ``evaluate`` import
-this module; it imports neither.
+Device choice, mixed precision, and batched prediction on the scaled axis (``predict_windows``
+over an array of windows: the forecast, evaluation and serving paths). ``train`` and ``evaluate``
+import this module; it imports neither.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from tsforecast.errors import TrainingError
 
@@ -70,43 +68,6 @@ def amp_context(device: torch.device, train: bool = False) -> contextlib.Abstrac
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-class WindowBatches:
-    """Gathers (x, y) batches from the unfolded series; holds no copy of the windows."""
-
-    def __init__(self, series: torch.Tensor, starts: torch.Tensor, L: int, H: int) -> None:
-        self.windows = series.unfold(0, L + H, 1)  # (N, C, L+H), a view of series
-        self.starts = starts
-        self.L = L
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self.windows[self.starts[idx]]  # (B, C, L+H), one small copy
-        x = w[:, :, : self.L].transpose(1, 2)  # (B, L, C)
-        y = w[:, 0, self.L :]  # (B, H)
-        return x, y
-
-
-@torch.no_grad()
-def predict_scaled(
-    model: nn.Module, batches: WindowBatches, device: torch.device, batch_size: int = 1024
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model forecasts and targets for every window, on the scaled axis: two (N, H) arrays."""
-    model.eval()
-    preds, trues = [], []
-    order = torch.arange(len(batches))
-    for i in range(0, len(order), batch_size):
-        x, y = batches.batch(order[i : i + batch_size])
-        with amp_context(device):
-            p = model(x)
-        preds.append(p.float().cpu().numpy())
-        trues.append(y.cpu().numpy())
-    if not preds:
-        return np.empty((0, 0), dtype=np.float32), np.empty((0, 0), dtype=np.float32)
-    return np.concatenate(preds), np.concatenate(trues)
-
-
 @torch.no_grad()
 def predict_windows(model: LSTMForecaster, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Scaled input windows (N, L, C) -> scaled forecasts (N, H), fp32, on the model's device."""
@@ -125,10 +86,8 @@ def predict_windows(model: LSTMForecaster, x: np.ndarray, batch_size: int = 1024
 
 
 __all__ = [
-    "WindowBatches",
     "amp_context",
     "cpu_has_native_bf16",
-    "predict_scaled",
     "predict_windows",
     "select_device",
 ]

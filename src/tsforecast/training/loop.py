@@ -1,4 +1,4 @@
-"""The training loop both trainers share: one series (``train.fit``) and a panel (``panel_train``).
+"""The training loop of :func:`tsforecast.training.train.fit` (and its refit).
 
 ``start`` builds what a run keeps between epochs (updater, step, shuffle generator, the
 checkpointed state, resumed from ``checkpoint_path`` when its fingerprint matches);
