@@ -23,6 +23,7 @@ import pandas as pd
 
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, MonitorConfig, RegisterConfig
 from tsforecast.dataset.long import id_column, with_series_id
+from tsforecast.errors import DataError
 from tsforecast.io import atomic_file, read_json, write_json
 from tsforecast.monitoring import decision as rules
 from tsforecast.monitoring import drift, realized
@@ -124,9 +125,12 @@ def read_newest(data: DataConfig, folder: Path) -> pd.DataFrame:
 
 def read_training(paths: Paths) -> Panel | None:
     """The panel of the last retrain (data/prepared/), None when there is none."""
-    from tsforecast.dataset.panel import is_panel_dir, load_panel
+    from tsforecast.dataset.panel import load_panel
 
-    return load_panel(paths.prepared) if is_panel_dir(paths.prepared) else None
+    try:
+        return load_panel(paths.prepared)
+    except DataError:  # not built yet (or an older layout): drift is then not measured
+        return None
 
 
 def read_reference(paths: Paths) -> drift.Reference | None:
