@@ -101,6 +101,9 @@ def test_an_empty_archive_with_no_model_decides_to_train_one(tmp_path: Path) -> 
 
     assert result.retrain and result.n_scored == 0
     assert result.reasons == ["no champion: no forecast has been delivered yet, so train one"]
+    report = _report(paths)
+    assert CONTRACT <= set(report) and report["by_origin"] == []
+    assert report["expected"]["mse_scaled"] is None and report["expected"]["upper"] is None
 
 
 def test_a_registered_champion_that_delivered_nothing_yet_is_kept(tmp_path: Path) -> None:

@@ -158,7 +158,8 @@ def _log_once(
     client = _client(uri)
     experiment_id = _experiment(client, uri, monitor.experiment, paths)
     champion = report.get("champion", {}).get("model_version")
-    expected = Expected(**report["expected"]) if report.get("expected") else None
+    band = report.get("expected") or {}
+    expected = Expected(**band) if band.get("upper") is not None else None
     coverage = report.get("coverage_level")
     runs: dict[str, str] = {}
     complete = origins[origins["complete"]] if "complete" in origins.columns else origins.iloc[:0]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, MonitorConfig, RegisterConfig
 from tsforecast.dataset.long import id_column, with_series_id
+from tsforecast.errors import DataError
 from tsforecast.io import atomic_file, read_json, write_json
 from tsforecast.monitoring import decision as rules
 from tsforecast.monitoring import drift, realized
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRIFT_SERIES = "monitor_drift.parquet"
+#: monitor.json's ``expected`` when the champion has no backtest (the keys stay, the numbers are null)
+NO_BAND = {"mse_scaled": None, "upper": None, "source": None, "note": "no backtest of the champion was found"}
 REGISTERED_FILE = "registered.json"
 
 
@@ -122,9 +125,12 @@ def read_newest(data: DataConfig, folder: Path) -> pd.DataFrame:
 
 def read_training(paths: Paths) -> Panel | None:
     """The panel of the last retrain (data/prepared/), None when there is none."""
-    from tsforecast.dataset.panel import VALUES_FILE, load_panel
+    from tsforecast.dataset.panel import load_panel
 
-    return load_panel(paths.prepared) if (paths.prepared / VALUES_FILE).is_file() else None
+    try:
+        return load_panel(paths.prepared)
+    except DataError:  # not built yet (or an older layout): drift is then not measured
+        return None
 
 
 def read_reference(paths: Paths) -> drift.Reference | None:
@@ -276,7 +282,7 @@ def build_report(
     return {
         "n_scored": int(len(ev.origins)),
         "by_origin": origin_rows(ev.origins, level),
-        "expected": ev.expected.to_dict() if ev.expected else None,
+        "expected": ev.expected.to_dict() if ev.expected else NO_BAND,
         "drift": ev.drift,
         "decision": ev.decision.to_dict(),
         "n_archived": n_files,
