@@ -1,1 +1,1 @@
-"""Test suite; a package so that test modules can import shared helpers (tests.mlflow_fixtures)."""
+"""Test suite; a package so that test modules can import shared helpers (tests.helpers.mlflow_fixtures)."""

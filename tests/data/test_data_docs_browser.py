@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.chromium import chromium
+from tests.helpers.chromium import chromium
 from tsforecast.data.validate import run_validate
 from tsforecast.paths import DATA_DOCS_DIR
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import free_port, start_in_own_session, stop_process_group, tail
+from tests.helpers.processes import free_port, start_in_own_session, stop_process_group, tail
 
 BIN = Path(sys.executable).parent
 PREFECT_FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}

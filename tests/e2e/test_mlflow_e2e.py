@@ -15,13 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers.series_repos import (  # noqa: F401
-    E2E_PANEL_MODEL,
-    ID,
-    fixture_panel_repo_template,
-    fixture_panel_server_registration,
-)
-from tests.mlflow_fixtures import (  # noqa: F401
+from tests.helpers.mlflow_fixtures import (  # noqa: F401
     BIN,
     E2E_MODEL,
     ServerRegistration,
@@ -33,6 +27,12 @@ from tests.mlflow_fixtures import (  # noqa: F401
     start_in_own_session,
     stop_process_group,
     wait_http,
+)
+from tests.helpers.series_repos import (  # noqa: F401
+    E2E_PANEL_MODEL,
+    ID,
+    fixture_panel_repo_template,
+    fixture_panel_server_registration,
 )
 
 pytestmark = pytest.mark.e2e

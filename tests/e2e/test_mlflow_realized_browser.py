@@ -16,8 +16,15 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.e2e.test_mlflow_ui_browser import SHOTS, browser, page  # noqa: F401
-from tests.mlflow_fixtures import fixture_mlflow_server, run_cli  # noqa: F401
-from tests.monitoring_fixtures import archive, backtest_json, cfg_for, checkout, delivery, series_frame
+from tests.helpers.mlflow_fixtures import fixture_mlflow_server, run_cli  # noqa: F401
+from tests.helpers.monitoring_fixtures import (
+    archive,
+    backtest_json,
+    cfg_for,
+    checkout,
+    delivery,
+    series_frame,
+)
 from tsforecast.io import write_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]

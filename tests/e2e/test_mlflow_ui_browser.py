@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from tests.mlflow_fixtures import (  # noqa: F401
+from tests.helpers.mlflow_fixtures import (  # noqa: F401
     E2E_MODEL,
     REPO_ROOT,
     ServerRegistration,

@@ -2,13 +2,13 @@
 
 One series is a panel of one, so a behaviour that exists for both is tested once, over
 ``n_series`` in :data:`SIZES`: ``1`` is the tiny one-series repo of
-:mod:`tests.mlflow_fixtures` (a 600-row hourly sine, column ``y``); ``3`` is the same setup with
+:mod:`tests.helpers.mlflow_fixtures` (a 600-row hourly sine, column ``y``); ``3`` is the same setup with
 three such series in a long file with the id column :data:`ID` (each its own level, amplitude,
 noise and start). Both are built once per session (ingest..evaluate, the real stages) and
 copied for each test::
 
     from tests.helpers.series_repos import fixture_series_repo, fixture_panel_repo_template  # noqa: F401
-    from tests.mlflow_fixtures import fixture_tiny_repo_template  # noqa: F401
+    from tests.helpers.mlflow_fixtures import fixture_tiny_repo_template  # noqa: F401
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.mlflow_fixtures import (
+from tests.helpers.mlflow_fixtures import (
     MlflowServer,
     Repo,
     ServerRegistration,

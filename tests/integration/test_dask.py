@@ -1,6 +1,6 @@
 """Per-series work on Dask: a real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1.
 
-The chunk functions live in ``tests/dask_tasks.py`` so workers import them by reference
+The chunk functions live in ``tests/helpers/dask_tasks.py`` so workers import them by reference
 (their PYTHONPATH holds this repo and its ``src``; pytest imports a test module under a
 name the workers could not import).
 """
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from benchmarks.scale_data import synthetic_values
-from tests.dask_cluster import dask_cluster
-from tests.dask_tasks import fail_on_three, score_chunk, slow_echo, worker_pid
-from tests.processes import free_port
+from tests.helpers.dask_cluster import dask_cluster
+from tests.helpers.dask_tasks import fail_on_three, score_chunk, slow_echo, worker_pid
+from tests.helpers.processes import free_port
 from tsforecast import parallel
 from tsforecast.errors import ConfigError
 from tsforecast.parallel import DaskUnavailableError, chunk_ranges, dask_client, map_series

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.dask_cluster import executed_counts
+from tests.helpers.dask_cluster import executed_counts
+from tests.helpers.processes import free_port
 from tests.integration.test_dask import scheduler  # noqa: F401  (the fixture)
 from tests.integration.test_dvc_repro import set_param
-from tests.processes import free_port
 from tsforecast.parallel import DASK_ADDRESS_ENV
 
 pytestmark = pytest.mark.slow

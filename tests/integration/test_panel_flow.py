@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dask_cluster import dask_cluster, executed_counts
+from tests.helpers.dask_cluster import dask_cluster, executed_counts
 from tests.integration.conftest import BIN, dvc_at, make_repo
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from tests.helpers.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template, register  # noqa: F401
 from tests.helpers.series_repos import (  # noqa: F401
     ID,
     PANEL_IDS,
@@ -16,7 +17,6 @@ from tests.helpers.series_repos import (  # noqa: F401
     fixture_series_repo,
     n_series,
 )
-from tests.mlflow_fixtures import Repo, fixture_tiny_repo, fixture_tiny_repo_template, register  # noqa: F401
 from tsforecast.config import DataConfig
 from tsforecast.errors import DataError
 from tsforecast.forecasting import core, plots

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.helpers.mlflow_fixtures import Repo, clean_env, fixture_tiny_repo_template, register  # noqa: F401
 from tests.helpers.series_repos import (  # noqa: F401
     ID,
     PANEL_IDS,
@@ -26,7 +27,6 @@ from tests.helpers.series_repos import (  # noqa: F401
     fixture_series_repo,
     n_series,
 )
-from tests.mlflow_fixtures import Repo, clean_env, fixture_tiny_repo_template, register  # noqa: F401
 from tsforecast.cli import main
 from tsforecast.registry.pyfunc import ForecastInputError
 from tsforecast.registry.tracking import tracking, tracking_uri

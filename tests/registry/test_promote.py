@@ -6,7 +6,7 @@ import getpass
 
 import pytest
 
-from tests.mlflow_fixtures import (  # noqa: F401
+from tests.helpers.mlflow_fixtures import (  # noqa: F401
     Repo,
     client_for,
     fixture_tiny_repo,

@@ -16,15 +16,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from tests.helpers.series_repos import (  # noqa: F401
-    ID,
-    PANEL_IDS,
-    fixture_panel_repo_template,
-    fixture_series_repo,
-    n_series,
-    write_series,
-)
-from tests.mlflow_fixtures import (  # noqa: F401
+from tests.helpers.mlflow_fixtures import (  # noqa: F401
     Repo,
     client_for,
     fixture_tiny_repo,
@@ -33,6 +25,14 @@ from tests.mlflow_fixtures import (  # noqa: F401
     register,
     run_stages,
     sine_frame,
+)
+from tests.helpers.series_repos import (  # noqa: F401
+    ID,
+    PANEL_IDS,
+    fixture_panel_repo_template,
+    fixture_series_repo,
+    n_series,
+    write_series,
 )
 from tsforecast.errors import RegistryError
 from tsforecast.registry import register as registry

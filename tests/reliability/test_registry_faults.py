@@ -21,8 +21,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.barrier_registration import register_at_barrier
-from tests.mlflow_fixtures import (  # noqa: F401
+from tests.helpers.barrier_registration import register_at_barrier
+from tests.helpers.mlflow_fixtures import (  # noqa: F401
     MlflowServer,
     Repo,
     clean_env,

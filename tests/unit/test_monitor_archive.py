@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.monitoring_fixtures import ID, H, cfg_for, delivery, series_frame
+from tests.helpers.monitoring_fixtures import ID, H, cfg_for, delivery, series_frame
 from tsforecast.io import atomic_create
 from tsforecast.monitoring.archive import (
     archive_files,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.monitoring_fixtures import ID, PERIOD, cfg_for, series_frame, write_prepared
+from tests.helpers.monitoring_fixtures import ID, PERIOD, cfg_for, series_frame, write_prepared
 from tsforecast.dataset.long import id_column, with_series_id
 from tsforecast.dataset.panel import load_panel
 from tsforecast.monitoring import drift

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.monitoring_fixtures import PERIOD, H, cfg_for, delivery, series_frame
+from tests.helpers.monitoring_fixtures import PERIOD, H, cfg_for, delivery, series_frame
 from tsforecast.dataset.long import id_column, with_series_id
 from tsforecast.monitoring import realized
 from tsforecast.monitoring.archive import read_archive, write

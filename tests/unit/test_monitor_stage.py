@@ -10,7 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.monitoring_fixtures import H, archive, backtest_json, cfg_for, checkout, delivery, series_frame
+from tests.helpers.monitoring_fixtures import (
+    H,
+    archive,
+    backtest_json,
+    cfg_for,
+    checkout,
+    delivery,
+    series_frame,
+)
 from tsforecast import cli
 from tsforecast.io import write_json
 from tsforecast.monitoring.monitor import record_gate, run_monitor

@@ -1,4 +1,4 @@
-"""Chunk functions for the Dask tests: importable by the workers as ``tests.dask_tasks``."""
+"""Chunk functions for the Dask tests: importable by the workers as ``tests.helpers.dask_tasks``."""
 
 from __future__ import annotations
 

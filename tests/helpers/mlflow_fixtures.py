@@ -3,7 +3,7 @@
 Import the fixtures a test module needs explicitly (each ``fixture_<name>`` provides the
 fixture ``<name>``, so test arguments do not shadow the imported names)::
 
-    from tests.mlflow_fixtures import fixture_mlflow_server, fixture_tiny_repo  # noqa: F401
+    from tests.helpers.mlflow_fixtures import fixture_mlflow_server, fixture_tiny_repo  # noqa: F401
 
 Session-wide things (the built template repo, the server) are kept in pytest's config
 stash, so modules that import the same fixture share one of each, and the server is
@@ -29,13 +29,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.processes import free_port, start_in_own_session, stop_process_group, tail
+from tests.helpers.processes import free_port, start_in_own_session, stop_process_group, tail
 from tsforecast import stages
 from tsforecast.config import Config, load_config
 from tsforecast.paths import Paths
 
 BIN = Path(sys.executable).parent
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Small enough to train in a second or two on a CPU, big enough to beat repeat_last.
 TINY_PARAMS: dict[str, Any] = {

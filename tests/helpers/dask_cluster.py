@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.processes import free_port, start_in_own_session, stop_process_group, tail
+from tests.helpers.processes import free_port, start_in_own_session, stop_process_group, tail
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
