@@ -413,12 +413,6 @@ def save_panel(panel: Panel, folder: str | Path) -> None:
         )
 
 
-def is_panel_dir(folder: str | Path) -> bool:
-    """Whether ``folder`` holds what :func:`save_panel` wrote (not a one-series dir of
-    :mod:`tsforecast.dataset.legacy`); only ``registry/register.py`` still asks, until its rewrite."""
-    return (Path(folder) / IDS_FILE).is_file()
-
-
 def _read_ids(path: Path) -> pd.Index:
     col = pd.read_parquet(path).iloc[:, 0]
     return pd.Index(col, name=col.name)
@@ -460,7 +454,6 @@ __all__ = [
     "WindowRanges",
     "build_panel",
     "factorize_ids",
-    "is_panel_dir",
     "load_panel",
     "save_panel",
 ]
