@@ -46,7 +46,7 @@ def splits(draw: st.DrawFn) -> SplitConfig:
         return SplitConfig(train=train, val=val, test=test, lookback=lookback)
     train = draw(st.floats(0.01, 0.97))
     val = draw(st.floats(0.01, 0.99 - train))
-    test = draw(st.floats(0.01, 1.0 - train - val))
+    test = draw(st.floats(0.01, max(0.01, 1.0 - train - val)))  # 1 - 0.97 - 0.02 rounds below 0.01
     return SplitConfig(train=train, val=val, test=test, lookback=lookback)
 
 

@@ -15,14 +15,6 @@ from dataclasses import dataclass, replace
 
 from tsforecast.config import DataConfig, SplitConfig, WindowConfig
 from tsforecast.data.validate import read_validated
-from tsforecast.dataset.legacy import (  # noqa: F401  (still imported from here by forecasting/, registry/)
-    Prepared,
-    SplitBounds,
-    StandardScaler,
-    load_prepared,
-    sliding_windows,
-    window_starts,
-)
 from tsforecast.dataset.long import id_column, with_series_id
 from tsforecast.dataset.panel import PARTS, build_panel, save_panel
 from tsforecast.errors import DataError
