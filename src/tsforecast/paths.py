@@ -20,11 +20,6 @@ VALIDATED_FILE = "data.parquet"
 VALIDATED_META = "meta.json"
 VALIDATION_REPORT = "validation.json"
 DATA_DOCS_DIR = "data_docs"
-# data/prepared/ (window)
-SERIES_FILE = "series.npy"
-PREPARED_META = "meta.json"
-SCALER_FILE = "scaler.json"
-TIMESTAMPS_FILE = "timestamps.parquet"
 # metrics/, plots/ (evaluate)
 BY_SERIES_FILE = "by_series.parquet"  # metrics/: one row per series (a panel's, or the one series')
 WORST_PLOT = "worst_series.png"  # plots/: the worst series of a panel, the worst windows of one series
