@@ -42,7 +42,7 @@ run: install  ## run the whole pipeline with DVC on params.yaml, then summarise 
 test: install-dev  ## run the whole test suite (what CI runs: servers, browser, pipelines; ~20 min on 2 cores)
 	$(BIN)/python -m pytest
 
-test-fast: install-dev  ## the inner loop: unit + data tests, no servers, no browser, no pipelines (< 3 min on 2 cores)
+test-fast: install-dev  ## the inner loop: unit + data tests, no servers, no browser, no pipelines (< 2 min on 2 cores)
 	$(BIN)/python -m pytest tests/unit tests/data -m "not slow" -q
 
 lint: install-dev  ## ruff check + format check
