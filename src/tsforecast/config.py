@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from tsforecast.errors import ConfigError
+from tsforecast.errors import ConfigError, format_validation_error
 
 BUILTIN_TAYLOR = "builtin:taylor"
 BUILTIN_M4_HOURLY = "builtin:m4-hourly"
@@ -421,66 +421,6 @@ class Config(_Section):
         return out
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the section that ``loc`` (without its last part) points into."""
-    current: Any = model
-    for part in loc[:-1]:
-        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
-        if field is None:
-            break
-        current = field.annotation
-    return list(getattr(current, "model_fields", {}))
-
-
-def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
-    for part in loc:
-        if isinstance(raw, dict) and part in raw:
-            raw = raw[part]
-        else:
-            return "<missing>"
-    return raw
-
-
-def _key_path(loc: tuple[Any, ...], unknown: bool) -> tuple[Any, ...]:
-    """The user's dotted key in pydantic's ``loc``, without its union and validator tags
-    (``literal['auto']``, ``constrained-int``, ``function-after[...]``). For an unknown key the
-    last part is the key itself, whatever its name."""
-    parts = list(loc)
-    last = parts.pop() if unknown and parts else None
-    out: list[Any] = []
-    current: Any = Config
-    for part in parts:
-        fields = getattr(current, "model_fields", None)
-        if fields is None or str(part) not in fields:
-            continue  # a tag pydantic adds inside a field: not a key
-        out.append(part)
-        ann = fields[str(part)].annotation
-        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return (*out, last) if last is not None else tuple(out)
-
-
-def format_validation_error(err: ValidationError, raw: dict[str, Any], source: str) -> str:
-    """One line per problem: the dotted key, the bad value, what is expected."""
-    unknown_lines: list[str] = []
-    invalid: dict[str, list[str]] = {}  # key=value -> what each union member expected
-    for e in err.errors():
-        is_unknown = e["type"] == "extra_forbidden"
-        loc = _key_path(tuple(e["loc"]), is_unknown)
-        key = ".".join(str(p) for p in loc)
-        if is_unknown:
-            allowed = _allowed_keys(Config, loc)
-            unknown_lines.append(f"{source}: unknown key '{key}'; allowed keys here are {allowed}")
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        head = f"{source}: {key}={_lookup(raw, loc)!r} is invalid" if key else f"{source}: invalid params"
-        invalid.setdefault(head, [])
-        if msg not in invalid[head]:
-            invalid[head].append(msg)
-    # pydantic reports one error per member of a union: one line per key, the expectations joined
-    lines = unknown_lines + [f"{head}: {' or '.join(msgs)}" for head, msgs in invalid.items()]
-    return "\n".join(dict.fromkeys(lines))
-
-
 def config_from_dict(raw: dict[str, Any], source: str = "params") -> Config:
     """Build a :class:`Config`, turning pydantic's errors into one :class:`ConfigError`."""
     if not isinstance(raw, dict):
@@ -488,7 +428,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "params") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, raw, source)) from None
+        raise ConfigError(format_validation_error(e, raw, source, Config)) from None
 
 
 def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
