@@ -18,6 +18,7 @@ import yaml
 from tests.integration.conftest import BIN, make_repo, run
 from tsforecast.dataset.panel import load_panel
 from tsforecast.evaluation.backtest import run_backtest
+from tsforecast.stages import EXECUTION_SECTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,8 @@ def set_param(repo: Path, dotted: str, value: object) -> None:
 def test_dvc_yaml_lists_exactly_the_sections_run_backtest_reads() -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["backtest"]
     sections = {str(p).split(".")[0] for p in stage["params"]}
-    assert sections == set(inspect.signature(run_backtest).parameters) - {"paths"}
+    # the result sections: execution settings (orchestration) are in no stage's params
+    assert sections == set(inspect.signature(run_backtest).parameters) - {"paths", *EXECUTION_SECTIONS}
     assert "src/tsforecast" in stage["deps"]
     assert {"cache": False, "persist": True} == stage["metrics"][0]["metrics/backtest.json"]
 
