@@ -36,7 +36,7 @@ def test_repro_builds_every_output_and_a_second_repro_runs_nothing(built_repo: B
     for out in (
         "data/raw/data.parquet",
         "data/validated/data.parquet",
-        "data/prepared/series.npy",
+        "data/prepared/values.npy",
         "models/model.pt",
         "metrics/train.json",
         "metrics/evaluate.json",
