@@ -29,7 +29,7 @@ from tsforecast.errors import DataError
 from tsforecast.evaluation.intervals import level_name
 from tsforecast.forecasting.core import forecast_long
 from tsforecast.forecasting.plots import future_rows, plot_future, shown_series
-from tsforecast.io import atomic_file, read_json, write_json
+from tsforecast.io import atomic_file, write_json
 from tsforecast.monitoring.archive import archive_forecast
 from tsforecast.paths import Paths
 from tsforecast.progress import progress_mode
@@ -197,8 +197,9 @@ def run_forecast(
     from tsforecast.data.validate import read_validated
 
     history = with_series_id(read_validated(paths.validated)[0], data)  # edge: read (a panel of one)
-    reg_path = paths.reports / REGISTERED_FILE
-    choice = choose_model(read_json(reg_path) if reg_path.is_file() else None)
+    from tsforecast.registry.tracking import registered_here
+
+    choice = choose_model(registered_here(paths))  # another store's record: the local model
     model, card = _load(choice, paths)  # edge: registry or models/
     used = choice.uri if choice.source == "champion" else str(Path("models") / "model.pt")
     log.info("forecasting with the %s model %s: %s", choice.source, used, choice.reason)

@@ -24,7 +24,7 @@ import pandas as pd
 from tsforecast.config import DataConfig, EvaluateConfig, ForecastConfig, MonitorConfig, RegisterConfig
 from tsforecast.dataset.long import id_column, with_series_id
 from tsforecast.errors import DataError
-from tsforecast.io import atomic_file, read_json, write_json
+from tsforecast.io import atomic_file, write_json
 from tsforecast.monitoring import decision as rules
 from tsforecast.monitoring import drift, realized
 from tsforecast.monitoring.archive import archive_files, model_version_of, read_archive
@@ -319,8 +319,9 @@ def _series_detail(by_series: pd.DataFrame, idc: str) -> pd.DataFrame:
 
 
 def _registered(paths: Paths) -> dict[str, Any] | None:
-    path = paths.reports / REGISTERED_FILE
-    return read_json(path) if path.is_file() else None
+    from tsforecast.registry.tracking import registered_here
+
+    return registered_here(paths)  # another store's record (a clone, a copy) counts as none
 
 
 def run_monitor(

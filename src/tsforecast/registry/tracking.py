@@ -61,6 +61,33 @@ def default_tracking_uri(paths: Paths | None = None) -> str:
     return tracking_uri(paths or Paths.from_root())
 
 
+def registered_here(paths: Paths) -> dict[str, Any] | None:
+    """``reports/registered.json`` when it names this repo's store, else None.
+
+    The file is in git (so a teammate's clone is clean in ``dvc status``), but the registry it
+    names lives in the store of the machine that wrote it: a clone, or a copy of the repo, whose
+    own store is another one treats it as "not registered here" (the local model forecasts until
+    register runs here), instead of asking its store for a version it never held.
+    """
+    path = paths.reports / "registered.json"
+    if not path.is_file():
+        return None
+    from tsforecast.io import read_json
+
+    record = read_json(path)
+    if not record.get("tracking_uri"):  # a record that names no store: taken as this one's
+        return record
+    here, there = tracking_uri(paths), str(record["tracking_uri"])
+    a, b = local_store(here), local_store(there)
+    same = (a is not None and b is not None and a.resolve() == b.resolve()) or (a is None and here == there)
+    if not same:
+        log.info(
+            "reports/registered.json names the store %s, not this repo's %s: not registered here", there, here
+        )
+        return None
+    return record
+
+
 def local_store(uri: str) -> Path | None:
     """The file or folder of a local store (sqlite, file:), None for a server."""
     if uri.startswith("sqlite:///"):
