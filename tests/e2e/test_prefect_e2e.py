@@ -49,7 +49,9 @@ def deployed(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     `prefect deploy --all` from a small-params copy of this checkout; returns that copy."""
     repo = helpers.copy_working_tree(tmp_path_factory.mktemp("pipeline") / "repo")
     for pool in ("cpu", "gpu"):
-        prefect_server.cli("work-pool", "create", pool, "--type", "process")
+        prefect_server.cli(
+            "work-pool", "create", pool, "--type", "process", "--overwrite"
+        )  # the session server may hold it already
     prefect_server.cli("--no-prompt", "deploy", "--all", cwd=repo, timeout=300)
     return repo
 
