@@ -64,22 +64,32 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(target: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
-    """Open a temp file beside ``target``; it is renamed over ``target`` when closed cleanly."""
-    target = Path(target)
+def _sealed_temp(target: Path, mode: str) -> Iterator[tuple[Any, Path]]:
+    """A hidden temp file beside ``target``, open in ``mode``; flushed, fsynced and made 0644 when
+    the block ends cleanly. The caller moves it into place (and removes it on failure)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    with open(tmp, mode) as fh:
+        yield fh, tmp
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
+    """Open a temp file beside ``target``; it is renamed over ``target`` when closed cleanly."""
+    target = Path(target)
+    tmp: Path | None = None
     try:
-        with open(tmp, mode) as fh:
+        with _sealed_temp(target, mode) as (fh, tmp):
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -92,16 +102,10 @@ def atomic_create(target: str | os.PathLike[str], mode: str = "wb") -> Iterator[
     a killed writer leaves only a hidden ``.<name>.tmp-*`` file, never a partial ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
-        with open(tmp, mode) as fh:
+        with _sealed_temp(target, mode) as (fh, tmp):
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         try:
             os.link(tmp, target)  # atomic, and refuses an existing target
         except FileExistsError:
@@ -112,7 +116,8 @@ def atomic_create(target: str | os.PathLike[str], mode: str = "wb") -> Iterator[
             os.rename(tmp, target)
         _fsync_dir(target.parent)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_png(fig: Any, path: str | os.PathLike[str]) -> None:
