@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from m4_protocol import m4_panel, trial_config
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for benchmarks.m4_accuracy
+from benchmarks.m4_accuracy import m4_panel, trial_config
 from tsforecast.training.step import fast_cpu_math
 from tsforecast.training.train import refit
 

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from m4_protocol import M, m4_panel, trial_config
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for benchmarks.m4_accuracy
+from benchmarks.m4_accuracy import M, m4_panel, trial_config
 from tsforecast.evaluation import m4
 
 cfg = trial_config({"window.input_size": 168})
